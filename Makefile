@@ -1,0 +1,43 @@
+# The two commands: `make up` runs the platform locally, `make test` runs every check.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup up test lint typecheck proto proto-check bench token clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock deploy/install-servers.sh
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	bash deploy/install-servers.sh
+	@touch $(STAMP)
+
+up: setup
+	$(PY) -m devstack up
+
+test: setup proto-check lint typecheck
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+proto: setup
+	$(PY) proto/generate.py
+
+proto-check: setup
+	$(PY) proto/generate.py --check
+
+bench: setup
+	$(PY) -m auction_bench.rest_war
+
+token: setup
+	$(PY) -m devstack.tokens --role bidder --sub alice
+
+clean:
+	rm -rf $(VENV) .state .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Generated from proto/auction/v1 by proto/generate.py. DO NOT EDIT."""
