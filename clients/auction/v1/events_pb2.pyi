@@ -35,7 +35,9 @@ class Event(_message.Message):
     AUCTION_EXTENDED_FIELD_NUMBER: _builtins.int
     AUCTION_CLOSED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
-    """Unique across all items: "<item_id>:<seq>"."""
+    """Unique across all items: "<item_id>.<seq>" (item ids never contain a dot).
+    For a BidAccepted event it equals the bid id.
+    """
     item_id: _builtins.str
     seq: _builtins.int
     """Per item 1, 2, 3, ... without gaps."""

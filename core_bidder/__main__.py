@@ -1,0 +1,3 @@
+from core_bidder.main import main
+
+main()

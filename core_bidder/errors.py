@@ -1,0 +1,53 @@
+"""The bidder's exception tree; `core_bidder.status` turns it into gRPC statuses in one place.
+
+BidderError
+├── InvalidArgument          bad input (INVALID_ARGUMENT)
+│   └── IdempotencyKeyReused same key, other body (INVALID_ARGUMENT + reason)
+├── ItemNotFound             (NOT_FOUND)
+├── BidRejected              too low / not open / closed (FAILED_PRECONDITION + reason)
+└── StoreUnavailable         Redis unreachable or contention past the limit (UNAVAILABLE)
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RejectReason(StrEnum):
+    BID_TOO_LOW = "BID_TOO_LOW"
+    AUCTION_NOT_OPEN = "AUCTION_NOT_OPEN"
+    AUCTION_CLOSED = "AUCTION_CLOSED"
+
+
+class BidderError(Exception):
+    """Base of every error the bidder reports to a caller."""
+
+
+class InvalidArgument(BidderError):
+    pass
+
+
+class IdempotencyKeyReused(InvalidArgument):
+    def __init__(self) -> None:
+        super().__init__("idempotency key was already used with a different request")
+
+
+class ItemNotFound(BidderError):
+    def __init__(self, item_id: str) -> None:
+        super().__init__(f"item {item_id!r} not found")
+
+
+class BidRejected(BidderError):
+    def __init__(self, reason: RejectReason, min_next_bid: int | None = None) -> None:
+        self.reason = reason
+        self.min_next_bid = min_next_bid
+        text = {
+            RejectReason.BID_TOO_LOW: f"bid is below the minimum next bid {min_next_bid}",
+            RejectReason.AUCTION_NOT_OPEN: "the auction has not started yet",
+            RejectReason.AUCTION_CLOSED: "the auction has ended",
+        }[reason]
+        super().__init__(text)
+
+
+class StoreUnavailable(BidderError):
+    pass

@@ -1,0 +1,86 @@
+"""Wires the bidder: Redis client, write strategy, gRPC server, health that follows Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import grpc
+import structlog
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
+from grpc_reflection.v1alpha import reflection
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from auction.v1 import bidder_pb2, bidder_pb2_grpc
+from core_bidder.servicer import BidderServicer
+from core_bidder.settings import BidderSettings
+from core_bidder.store import ItemStore
+from core_bidder.writers import BidWriter, LuaBidWriter, WatchBidWriter
+
+log = structlog.get_logger(__name__)
+SERVICE_NAME = bidder_pb2.DESCRIPTOR.services_by_name["BidderService"].full_name
+
+
+def make_writer(redis: Redis, settings: BidderSettings) -> BidWriter:
+    if settings.strategy == "watch":
+        return WatchBidWriter(redis, settings)
+    return LuaBidWriter(redis, settings)
+
+
+class BidderServer:
+    """Owns the process's clients; `start` binds, `stop` drains with a grace period."""
+
+    def __init__(self, settings: BidderSettings) -> None:
+        self.settings = settings
+        pool = BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=settings.redis_max_connections, timeout=5
+        )
+        self.redis = Redis(connection_pool=pool)
+        self.store = ItemStore(self.redis, settings, make_writer(self.redis, settings))
+        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        self.health = health_aio.HealthServicer()
+        self.port = 0
+        self._health_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        bidder_pb2_grpc.add_BidderServiceServicer_to_server(BidderServicer(self.store), self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [
+                SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            self.server,
+        )
+        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        await self._follow_redis_once()
+        await self.server.start()
+        self._health_task = asyncio.create_task(self._follow_redis())
+        log.info("bidder_listening", host=self.settings.host, port=self.port, strategy=self.settings.strategy)
+        return self.port
+
+    async def stop(self) -> None:
+        await self.health.enter_graceful_shutdown()
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+        await self.server.stop(self.settings.shutdown_grace_seconds)
+        await self.redis.aclose()
+        log.info("bidder_stopped")
+
+    async def _follow_redis(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.health_interval_seconds)
+            await self._follow_redis_once()
+
+    async def _follow_redis_once(self) -> None:
+        try:
+            ok = await asyncio.wait_for(self.store.ping(), timeout=self.settings.health_interval_seconds)
+        except Exception:
+            ok = False
+        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+        await self.health.set("", status)
+        await self.health.set(SERVICE_NAME, status)

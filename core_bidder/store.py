@@ -1,0 +1,218 @@
+"""Auction state in Redis: the one place that reads items and turns writer replies into outcomes."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import heapq
+import secrets
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from core_bidder.errors import (
+    BidRejected,
+    IdempotencyKeyReused,
+    InvalidArgument,
+    ItemNotFound,
+    RejectReason,
+)
+from core_bidder.events import created_event
+from core_bidder.keys import ItemKeys, index_key, item_keys
+from core_bidder.rules import (
+    AcceptedBid,
+    ItemLive,
+    ItemStatic,
+    ItemStatus,
+    ItemView,
+    bid_id_for,
+)
+from core_bidder.scripts import register
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from core_bidder.settings import BidderSettings
+    from core_bidder.writers import BidWriter
+
+_FIELDS = ("title", "desc", "cur", "sp", "inc", "st", "ct", "price", "hb", "bc", "seq", "et")
+_STATIC_CACHE_SIZE = 100_000
+_LIST_SCAN_BUDGET = 2_000
+_NOT_OPEN = BidRejected(RejectReason.AUCTION_NOT_OPEN)
+_CLOSED = BidRejected(RejectReason.AUCTION_CLOSED)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def new_item_id() -> str:
+    return "it" + base64.b32encode(secrets.token_bytes(10)).decode().lower()
+
+
+class ItemStore:
+    def __init__(self, redis: Redis, settings: BidderSettings, writer: BidWriter) -> None:
+        self._redis = redis
+        self._writer = writer
+        self._partitions = settings.partitions
+        self._maxlen = str(settings.history_maxlen)
+        self._publish = "SPUBLISH" if settings.sharded_pubsub else "PUBLISH"
+        self._create = register(redis, "create_item")
+        self._static: OrderedDict[str, ItemStatic] = OrderedDict()
+        self._keys: dict[str, ItemKeys] = {}
+
+    def keys_for(self, item_id: str) -> ItemKeys:
+        keys = self._keys.get(item_id)
+        if keys is None:
+            if len(self._keys) >= _STATIC_CACHE_SIZE:
+                self._keys.clear()
+            keys = self._keys[item_id] = item_keys(item_id, self._partitions)
+        return keys
+
+    async def ping(self) -> bool:
+        return bool(await self._redis.ping())
+
+    async def create_item(
+        self,
+        title: str,
+        description: str,
+        currency: str,
+        starting_price: int,
+        min_increment: int,
+        starts_ms: int | None,
+        ends_ms: int,
+    ) -> ItemView:
+        secs, micros = await self._redis.time()
+        created_ms = secs * 1000 + micros // 1000
+        starts = created_ms if starts_ms is None else starts_ms
+        if ends_ms <= max(starts, created_ms):
+            raise InvalidArgument("ends_at must be after starts_at and in the future")
+        item_id = new_item_id()
+        static = ItemStatic(
+            item_id, title, description, currency, starting_price, min_increment, starts, created_ms
+        )
+        keys = self.keys_for(item_id)
+        created = await self._create(
+            keys=[keys.item, keys.events, keys.outbox, keys.index],
+            args=[
+                item_id, title, description, currency, str(starting_price), str(min_increment),
+                str(starts), str(ends_ms), str(created_ms), self._maxlen, keys.channel, self._publish,
+                created_event(static, ends_ms),
+            ],
+        )  # fmt: skip
+        if created != 1:  # a random 80-bit id collided; vanishingly rare, so let the caller retry
+            raise InvalidArgument("item id collision, retry")
+        self._remember(static)
+        return ItemView(static, ItemLive(None, None, 0, 1, ends_ms))
+
+    async def get_item(self, item_id: str) -> ItemView:
+        fields = await self._redis.hmget(self.keys_for(item_id).item, _FIELDS)
+        view = self._view(item_id, fields)
+        if view is None:
+            raise ItemNotFound(item_id)
+        return view
+
+    async def place_bid(self, item_id: str, bidder: str, amount: int, idempotency_key: str) -> AcceptedBid:
+        keys = self.keys_for(item_id)
+        reply = await self._writer.place_bid(keys, bidder, amount, idempotency_key)
+        kind = reply[0]
+        if kind == "A":
+            seq, placed_ms, bid_count, ends_ms = (int(x) for x in reply[1:5])
+            static = await self._static_of(item_id)
+            live = ItemLive(amount, bidder, bid_count, seq, ends_ms)
+            return AcceptedBid(bid_id_for(item_id, seq), seq, amount, placed_ms, ItemView(static, live))
+        if kind == "L":
+            raise BidRejected(RejectReason.BID_TOO_LOW, int(reply[1]))
+        if kind == "S":
+            raise _NOT_OPEN
+        if kind == "C":
+            raise _CLOSED
+        if kind == "R":
+            raise IdempotencyKeyReused()
+        raise ItemNotFound(item_id)
+
+    async def list_items(
+        self, status: ItemStatus | None, limit: int, cursor: str
+    ) -> tuple[list[ItemView], str]:
+        """Newest first across every partition's index; the cursor is the last (created, id) seen."""
+        before = _decode_cursor(cursor)
+        now = now_ms()
+        found: list[ItemView] = []
+        scanned = 0
+        while len(found) < limit and scanned < _LIST_SCAN_BUDGET:
+            batch = await self._candidates(before, limit)
+            if not batch:
+                return found, ""
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for _, item_id in batch:
+                    pipe.hmget(self.keys_for(item_id).item, _FIELDS)
+                rows = await pipe.execute()
+            for (score, item_id), fields in zip(batch, rows, strict=True):
+                scanned += 1
+                before = (score, item_id)
+                view = self._view(item_id, fields)
+                if view is not None and (status is None or view.status(now) is status):
+                    found.append(view)
+                    if len(found) == limit:
+                        break
+        return found, _encode_cursor(before) if before is not None else ""
+
+    async def _candidates(self, before: tuple[int, str] | None, limit: int) -> list[tuple[int, str]]:
+        top = "+inf" if before is None else str(before[0])
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for p in range(self._partitions):
+                pipe.zrevrangebyscore(index_key(p), top, "-inf", start=0, num=limit + 16, withscores=True)
+            per_partition = await pipe.execute()
+        merged: list[tuple[int, str]] = []
+        for rows in per_partition:
+            for member, score in rows:
+                entry = (int(score), member.decode() if isinstance(member, bytes) else str(member))
+                if before is None or entry < before:
+                    merged.append(entry)
+        return heapq.nlargest(limit, merged)
+
+    async def _static_of(self, item_id: str) -> ItemStatic:
+        static = self._static.get(item_id)
+        if static is None:
+            return (await self.get_item(item_id)).static
+        return static
+
+    def _remember(self, static: ItemStatic) -> None:
+        self._static[static.id] = static
+        if len(self._static) > _STATIC_CACHE_SIZE:
+            self._static.popitem(last=False)
+
+    def _view(self, item_id: str, fields: list[bytes | str | None]) -> ItemView | None:
+        if fields[0] is None:
+            return None
+        title, desc, cur, sp, inc, st, ct, price, hb, bc, seq, et = (
+            None if f is None else f.decode() if isinstance(f, bytes) else f for f in fields
+        )
+        static = self._static.get(item_id)
+        if static is None:
+            static = ItemStatic(
+                item_id, title or "", desc or "", cur or "", int(sp or 0), int(inc or 1),
+                int(st or 0), int(ct or 0),
+            )  # fmt: skip
+            self._remember(static)
+        live = ItemLive(None if price is None else int(price), hb, int(bc or 0), int(seq or 0), int(et or 0))
+        return ItemView(static, live)
+
+
+def _encode_cursor(position: tuple[int, str]) -> str:
+    raw = f"{position[0]}:{position[1]}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        score, _, item_id = raw.partition(":")
+        return int(score), item_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidArgument("cursor is not valid") from None
+
+
+__all__ = ["ItemStore", "new_item_id", "now_ms"]

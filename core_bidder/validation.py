@@ -1,0 +1,43 @@
+"""Input checks shared by both write strategies; they raise `InvalidArgument` before any Redis call."""
+
+from __future__ import annotations
+
+import re
+
+from core_bidder.errors import InvalidArgument
+from core_bidder.keys import ITEM_ID_PATTERN
+from core_bidder.rules import MAX_AMOUNT
+
+BIDDER_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")
+MAX_TITLE = 200
+MAX_DESCRIPTION = 5000
+
+
+def check_item_id(item_id: str) -> bool:
+    return ITEM_ID_PATTERN.fullmatch(item_id) is not None
+
+
+def check_bid(bidder: str, amount: int, idempotency_key: str) -> None:
+    if not BIDDER_PATTERN.fullmatch(bidder):
+        raise InvalidArgument("bidder must be 1..64 of [A-Za-z0-9_.@-]")
+    if not 0 < amount <= MAX_AMOUNT:
+        raise InvalidArgument(f"amount must be between 1 and {MAX_AMOUNT} minor units")
+    if idempotency_key and not IDEMPOTENCY_KEY_PATTERN.fullmatch(idempotency_key):
+        raise InvalidArgument("idempotency key must be 1..128 printable ASCII characters")
+
+
+def check_new_item(
+    title: str, description: str, currency: str, starting_price: int, min_increment: int
+) -> None:
+    if not 0 < len(title.strip()) <= MAX_TITLE:
+        raise InvalidArgument(f"title must be 1..{MAX_TITLE} characters")
+    if len(description) > MAX_DESCRIPTION:
+        raise InvalidArgument(f"description must be at most {MAX_DESCRIPTION} characters")
+    if not CURRENCY_PATTERN.fullmatch(currency):
+        raise InvalidArgument("currency must be an ISO 4217 code (3 upper-case letters)")
+    if not 0 <= starting_price <= MAX_AMOUNT:
+        raise InvalidArgument(f"starting_price must be between 0 and {MAX_AMOUNT}")
+    if not 0 < min_increment <= MAX_AMOUNT:
+        raise InvalidArgument(f"min_increment must be between 1 and {MAX_AMOUNT}")

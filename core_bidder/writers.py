@@ -1,0 +1,142 @@
+"""The two bid-write strategies. Both return `place_bid.lua`'s reply shape, so callers can't tell them apart.
+
+`LuaBidWriter` is the production path: one EVALSHA per bid. `WatchBidWriter` does the same under
+WATCH/MULTI/EXEC with retries; it exists to be measured against Lua, and counts its conflicts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+import orjson
+import structlog
+from prometheus_client import Counter
+from redis.exceptions import WatchError
+
+from core_bidder.errors import StoreUnavailable
+from core_bidder.events import bid_event
+from core_bidder.rules import ItemStatus, min_next_bid, status_at
+from core_bidder.scripts import register
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import Pipeline
+
+    from core_bidder.keys import ItemKeys
+    from core_bidder.settings import BidderSettings
+
+Reply = list[str]
+
+WATCH_CONFLICTS = Counter(
+    "bidder_watch_conflicts_total", "WATCH transactions aborted by a concurrent write and retried"
+)
+log = structlog.get_logger(__name__)
+
+
+class BidWriter(Protocol):
+    async def place_bid(self, keys: ItemKeys, bidder: str, amount: int, idempotency_key: str) -> Reply: ...
+
+
+class _Common:
+    def __init__(self, redis: Redis, settings: BidderSettings) -> None:
+        self._redis = redis
+        self._ttl_ms = settings.idempotency_ttl_seconds * 1000
+        self._maxlen = settings.history_maxlen
+        self._publish = "SPUBLISH" if settings.sharded_pubsub else "PUBLISH"
+
+
+class LuaBidWriter(_Common):
+    def __init__(self, redis: Redis, settings: BidderSettings) -> None:
+        super().__init__(redis, settings)
+        self._script = register(redis, "place_bid")
+        self._static_args = (str(self._ttl_ms), str(self._maxlen))
+
+    async def place_bid(self, keys: ItemKeys, bidder: str, amount: int, idempotency_key: str) -> Reply:
+        key_list = [keys.item, keys.events, keys.outbox]
+        if idempotency_key:
+            key_list.append(keys.idempotency(bidder, idempotency_key))
+        ttl, maxlen = self._static_args
+        reply = await self._script(
+            keys=key_list,
+            args=[keys.item_id, bidder, str(amount), ttl, maxlen, keys.channel, self._publish],
+        )
+        return [_text(x) for x in reply]
+
+
+class WatchBidWriter(_Common):
+    def __init__(self, redis: Redis, settings: BidderSettings) -> None:
+        super().__init__(redis, settings)
+        self._max_attempts = settings.watch_max_attempts
+        self.conflicts = 0
+
+    async def place_bid(self, keys: ItemKeys, bidder: str, amount: int, idempotency_key: str) -> Reply:
+        idem_key = keys.idempotency(bidder, idempotency_key) if idempotency_key else None
+        watched = [keys.item] if idem_key is None else [keys.item, idem_key]
+        amount_s = str(amount)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for _attempt in range(self._max_attempts):
+                try:
+                    await pipe.watch(*watched)
+                    if idem_key is not None:
+                        prior = await pipe.get(idem_key)
+                        if prior is not None:
+                            await pipe.unwatch()  # type: ignore[no-untyped-call]
+                            return _replay(_text(prior), amount_s)
+                    reply = await self._decide_and_queue(pipe, keys, bidder, amount, amount_s)
+                    if reply is None:
+                        await pipe.unwatch()  # type: ignore[no-untyped-call]
+                        return ["N"]
+                    if idem_key is not None:
+                        pipe.set(idem_key, amount_s + "\n" + orjson.dumps(reply).decode(), px=self._ttl_ms)
+                    # EXEC also for rejections: it proves the reads were one consistent snapshot.
+                    await pipe.execute()
+                    return reply
+                except WatchError:
+                    self.conflicts += 1
+                    WATCH_CONFLICTS.inc()
+                    continue
+        log.warning("watch_gave_up", item_id=keys.item_id, attempts=self._max_attempts)
+        raise StoreUnavailable(f"too much contention on item {keys.item_id}; try again")
+
+    async def _decide_and_queue(
+        self, pipe: Pipeline, keys: ItemKeys, bidder: str, amount: int, amount_s: str
+    ) -> Reply | None:
+        """Read under WATCH, apply the rules, and queue the writes (MULTI) the decision needs."""
+        fields = await pipe.hmget(keys.item, ["sp", "inc", "st", "et", "price", "bc", "seq"])
+        if fields[0] is None:
+            return None
+        sp, inc, st, et, price, bc, seq = (_text(x) if x is not None else "" for x in fields)
+        secs, micros = await pipe.time()
+        now_ms = secs * 1000 + micros // 1000
+        pipe.multi()  # type: ignore[no-untyped-call]
+        status = status_at(now_ms, int(st), int(et))
+        if status is ItemStatus.SCHEDULED:
+            return ["S"]
+        if status is ItemStatus.CLOSED:
+            return ["C"]
+        current = int(price) if price else None
+        needed = min_next_bid(int(sp), current, int(inc))
+        if amount < needed:
+            return ["L", str(needed)]
+        new_seq = int(seq) + 1
+        new_count = int(bc) + 1
+        event = bid_event(keys.item_id, new_seq, bidder, amount, now_ms, amount + int(inc))
+        pipe.hset(keys.item, mapping={"price": amount_s, "hb": bidder, "bc": new_count, "seq": new_seq})
+        pipe.xadd(keys.events, {"e": event}, id=f"{new_seq}-0", maxlen=self._maxlen, approximate=True)
+        pipe.xadd(keys.outbox, {"e": event})
+        pipe.execute_command(self._publish, keys.channel, event)
+        return ["A", str(new_seq), str(now_ms), str(new_count), et]
+
+
+def _replay(prior: str, amount_s: str) -> Reply:
+    stored_amount, _, reply = prior.partition("\n")
+    if stored_amount != amount_s:
+        return ["R"]
+    decoded: Reply = orjson.loads(reply)
+    return decoded
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)
