@@ -1,0 +1,34 @@
+"""The ceiling: a FastAPI endpoint on the bid route's path that does nothing, served like the edge."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+app = FastAPI(default_response_class=ORJSONResponse)
+
+
+@app.post("/items/{item_id}/bid", status_code=201)
+async def bid(item_id: str) -> dict[str, object]:
+    return {"item_id": item_id, "accepted": True}
+
+
+@app.get("/readyz")
+async def ready() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    ns = parser.parse_args()
+    uvicorn.run(app, host=ns.host, port=ns.port, loop="uvloop", http="httptools", access_log=False,
+                log_level="warning")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
