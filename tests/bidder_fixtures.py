@@ -18,7 +18,7 @@ from core_bidder.settings import BidderSettings
 class BidderHandle:
     strategy: str
     server: BidderServer
-    stub: bidder_pb2_grpc.BidderServiceStub
+    stub: bidder_pb2_grpc.BidderServiceAsyncStub
     redis: Redis
     target: str
 
@@ -37,6 +37,6 @@ async def bidder(request: pytest.FixtureRequest, redis_server: object) -> AsyncI
     try:
         yield BidderHandle(request.param, server, bidder_pb2_grpc.BidderServiceStub(channel), redis, target)
     finally:
-        await channel.close()
+        await channel.close(grace=None)
         await redis.aclose()
         await server.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import cast
 
 import grpc
 import orjson
@@ -178,14 +179,15 @@ async def test_events_go_to_history_outbox_and_channel_serialized_once(bidder: B
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
         if message:
             break
-    await pubsub.aclose()
-    history = await bidder.redis.xrange(keys.events)
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    history = cast("list[tuple[str, dict[str, str]]]", await bidder.redis.xrange(keys.events))
     assert [entry_id for entry_id, _ in history] == ["1-0", "2-0"]
     event = history[1][1]["e"]
     placed_ms = placed.placed_at.seconds * 1000 + placed.placed_at.nanos // 1_000_000
     assert event == bid_event(item.id, 2, "carol", 100, placed_ms, 110)
     assert orjson.loads(event)["placed_at"] == rfc3339_ms(placed_ms)
-    outbox = [fields["e"] for _, fields in await bidder.redis.xrange(keys.outbox)]
+    outbox_entries = cast("list[tuple[str, dict[str, str]]]", await bidder.redis.xrange(keys.outbox))
+    outbox = [fields["e"] for _, fields in outbox_entries]
     assert event in outbox
     assert message is not None
     assert message["data"] == event
@@ -232,7 +234,7 @@ async def test_health_is_serving_and_reflection_lists_services(bidder: BidderHan
     channel = grpc.aio.insecure_channel(bidder.target)
     health = health_pb2_grpc.HealthStub(channel)
     answer = await health.Check(health_pb2.HealthCheckRequest(service=""))
-    await channel.close()
+    await channel.close(grace=None)
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
