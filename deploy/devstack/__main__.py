@@ -1,0 +1,45 @@
+"""`python -m devstack up`: run the platform locally in the foreground (see `devstack.stack`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from devstack.stack import UpOptions, up
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description="The local auction stack.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "up",
+        help="run Redis, NATS, Postgres and our services in the foreground; Ctrl-C stops everything",
+    )
+    run.add_argument("--state-dir", type=Path, default=Path(".state"), help="data and logs (default: .state)")
+    run.add_argument("--edge-port", type=int, default=8080, help="REST port of the edge (default: 8080)")
+    run.add_argument("--strategy", choices=("lua", "watch"), default="lua", help="bidder's Redis strategy")
+    run.add_argument("--partitions", type=int, default=None, help="BIDDER_PARTITIONS (default: the bidder's)")
+    run.add_argument("--servers-only", action="store_true", help="start only Redis, NATS and Postgres")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run it; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    options = UpOptions(
+        state_dir=args.state_dir,
+        edge_port=args.edge_port,
+        strategy=args.strategy,
+        partitions=args.partitions,
+        servers_only=args.servers_only,
+    )
+    return asyncio.run(up(options))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,290 @@
+"""`python -m devstack up`: the whole platform in one terminal.
+
+Order matters and is kept in two lists: the servers (Redis, NATS with JetStream, Postgres) start first, then
+our services in `SERVICES` order, each once the previous one is ready. Shutdown runs the same list backwards.
+A later service (fan-out on 8081, outbox relay, archiver) is one more `ServiceSpec` appended to `SERVICES`:
+its `build` picks a port, reads what it needs from the `StackContext` (server URLs, endpoints of services
+started before it) and registers its own endpoint there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from devstack import summary
+from devstack.child import LineSink, PrefixPrinter
+from devstack.errors import DevstackError, PortTakenError
+from devstack.ports import LOCALHOST, free_port, port_is_free
+from devstack.processes import ServiceProcess, grpc_serving, http_ok
+from devstack.servers import NatsServer, PostgresServer, RedisServer
+from devstack.tokens import SECRET_ENV, ensure_local_secret
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+RESERVED_PORTS = {8081: "the WebSocket fan-out"}
+SELF = "devstack"
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """What the `up` command line chose."""
+
+    state_dir: Path
+    edge_port: int = 8080
+    strategy: str = "lua"
+    partitions: int | None = None
+    servers_only: bool = False
+
+
+@dataclass
+class StackContext:
+    """What a service's `build` may use: options, the running servers, the endpoints registered so far."""
+
+    options: UpOptions
+    jwt_secret: str
+    redis: RedisServer
+    nats: NatsServer
+    postgres: PostgresServer
+    sink: LineSink
+    endpoints: dict[str, str] = field(default_factory=dict)
+
+    def log_path(self, name: str) -> Path:
+        """Where a service's output is kept besides the terminal."""
+        logs = self.options.state_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        return logs / f"{name}.log"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One of our services: `python -m module`, built (port, env, readiness) right before it starts."""
+
+    name: str
+    module: str
+    build: Callable[[StackContext], ServiceProcess]
+
+
+class Component(Protocol):
+    """What `up` needs from anything it runs (servers and our services alike)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def stop(self) -> object: ...
+
+    async def wait(self) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+def _bidder(ctx: StackContext) -> ServiceProcess:
+    port = free_port()
+    target = f"{LOCALHOST}:{port}"
+    ctx.endpoints["bidder"] = target
+    env = {
+        "BIDDER_REDIS_URL": ctx.redis.url,
+        "BIDDER_HOST": LOCALHOST,
+        "BIDDER_PORT": str(port),
+        "BIDDER_STRATEGY": ctx.options.strategy,
+        SECRET_ENV: ctx.jwt_secret,
+    }
+    if ctx.options.partitions is not None:
+        env["BIDDER_PARTITIONS"] = str(ctx.options.partitions)
+    return ServiceProcess(
+        "bidder",
+        "core_bidder",
+        env,
+        grpc_serving(target),
+        sink=ctx.sink,
+        log_path=ctx.log_path("bidder"),
+        endpoint=f"grpc://{target}",
+    )
+
+
+def _edge(ctx: StackContext) -> ServiceProcess:
+    port = ctx.options.edge_port
+    url = f"http://{LOCALHOST}:{port}"
+    ctx.endpoints["edge"] = url
+    env = {
+        "EDGE_HOST": LOCALHOST,
+        "EDGE_PORT": str(port),
+        "EDGE_BIDDER_TARGET": ctx.endpoints["bidder"],
+        SECRET_ENV: ctx.jwt_secret,
+    }
+    return ServiceProcess(
+        "edge",
+        "edge_gateway",
+        env,
+        http_ok(f"{url}/readyz"),
+        sink=ctx.sink,
+        log_path=ctx.log_path("edge"),
+        endpoint=url,
+    )
+
+
+SERVICES: list[ServiceSpec] = [
+    ServiceSpec("bidder", "core_bidder", _bidder),
+    ServiceSpec("edge", "edge_gateway", _edge),
+]
+
+
+def preflight(options: UpOptions) -> None:
+    """Refuse early, before anything starts, what would fail later: a taken edge port, a missing service."""
+    if options.servers_only:
+        return
+    port = options.edge_port
+    if port in RESERVED_PORTS:
+        raise PortTakenError(f"port {port} is kept for {RESERVED_PORTS[port]}; choose another --edge-port")
+    if not port_is_free(port):
+        raise PortTakenError(
+            f"port {port} on {LOCALHOST} is already in use (another stack still running?); "
+            f"start with another edge port, e.g. `python -m devstack up --edge-port {free_port()}`"
+        )
+    for spec in SERVICES:
+        if importlib.util.find_spec(f"{spec.module}.__main__") is None:
+            raise DevstackError(
+                f"{spec.module} has no __main__ yet, so `python -m {spec.module}` cannot run; "
+                "use --servers-only to start only Redis, NATS and Postgres"
+            )
+
+
+class Stack:
+    """Starts, watches and stops everything `up` runs."""
+
+    def __init__(self, options: UpOptions, sink: LineSink | None = None) -> None:
+        self.options = options
+        self.sink: LineSink = sink if sink is not None else PrefixPrinter()
+        state = options.state_dir
+        self.ctx = StackContext(
+            options=options,
+            jwt_secret=ensure_local_secret(state),
+            redis=RedisServer(state / "redis", sink=self.sink),
+            nats=NatsServer(state / "nats", sink=self.sink),
+            postgres=PostgresServer(state / "postgres", sink=self.sink),
+            sink=self.sink,
+        )
+        self.started: list[Component] = []
+        self._stopping = asyncio.Event()
+
+    def say(self, line: str) -> None:
+        """A line of our own, prefixed like the children's."""
+        self.sink(SELF, line)
+
+    def request_stop(self, signame: str) -> None:
+        """Signal handler: the first signal stops in order, a second one kills what is left at once."""
+        if self._stopping.is_set():
+            self.say(f"{signame} again: killing what is left")
+            for component in self.started:
+                component.kill()
+            return
+        self.say(f"{signame} received: stopping")
+        self._stopping.set()
+
+    async def _start_all(self) -> None:
+        ctx = self.ctx
+        for server in (ctx.redis, ctx.nats, ctx.postgres):
+            self.started.append(server)
+            await server.start()
+        ctx.endpoints["redis"] = ctx.redis.url
+        ctx.endpoints["nats"] = ctx.nats.url
+        ctx.endpoints["nats_monitor"] = ctx.nats.monitor_url
+        ctx.endpoints["postgres"] = ctx.postgres.dsn
+        if self.options.servers_only:
+            return
+        for spec in SERVICES:
+            service = spec.build(ctx)
+            self.started.append(service)
+            await service.start()
+
+    async def run(self) -> int:
+        """Start everything, print the summary, run until a signal (exit 0) or a child's death (exit 1)."""
+        startup = asyncio.create_task(self._start_all())
+        stop = asyncio.create_task(self._stopping.wait())
+        code = 0
+        try:
+            await asyncio.wait({startup, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not startup.done():
+                startup.cancel()
+                with contextlib.suppress(asyncio.CancelledError, DevstackError):
+                    await startup
+            elif (failure := startup.exception()) is not None:
+                self.say(f"could not start: {failure}")
+                if not isinstance(failure, DevstackError):
+                    traceback.print_exception(failure)
+                code = 1
+            else:
+                self._announce()
+                code = await self._watch(stop)
+        finally:
+            stop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stop
+            await self._stop_all()
+            with contextlib.suppress(FileNotFoundError):
+                self.endpoints_path.unlink()
+        return code
+
+    async def _watch(self, stop: asyncio.Task[bool]) -> int:
+        deaths = {asyncio.create_task(component.wait()): component for component in self.started}
+        try:
+            done, _ = await asyncio.wait({stop, *deaths}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in deaths:
+                task.cancel()
+        for task in done:
+            if task in deaths and not task.cancelled():
+                name, status = deaths[task].name, task.result()
+                self.say(f"{name} exited unexpectedly (exit status {status}); stopping the rest")
+                return 1
+        return 0
+
+    async def _stop_all(self) -> None:
+        for component in reversed(self.started):
+            try:
+                await component.stop()
+            except Exception as exc:  # keep stopping the others
+                self.say(f"stopping {component.name} failed: {exc!r}")
+        self.started.clear()
+
+    @property
+    def endpoints_path(self) -> Path:
+        """`<state>/endpoints.json`, present while the stack is up."""
+        return self.options.state_dir / "endpoints.json"
+
+    def _announce(self) -> None:
+        endpoints = {**self.ctx.endpoints, "devstack_pid": str(os.getpid())}
+        tmp = self.endpoints_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(endpoints, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(self.endpoints_path)
+        from_env = bool(os.environ.get(SECRET_ENV))
+        sys.stdout.write(summary.render(self.options, self.ctx.endpoints, secret_from_env=from_env))
+        sys.stdout.flush()
+
+
+async def up(options: UpOptions) -> int:
+    """Run the stack until SIGINT/SIGTERM; the exit code `python -m devstack up` returns."""
+    try:
+        preflight(options)
+    except DevstackError as exc:
+        sys.stderr.write(f"devstack: {exc}\n")
+        return 2
+    stack = Stack(options)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stack.request_stop, sig.name)
+    try:
+        return await stack.run()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
