@@ -24,8 +24,9 @@ from devstack import summary
 from devstack.child import LineSink, PrefixPrinter
 from devstack.errors import DevstackError, PortTakenError
 from devstack.ports import LOCALHOST, free_port, port_is_free
-from devstack.processes import ServiceProcess, grpc_serving, http_ok
+from devstack.processes import ServiceProcess
 from devstack.servers import NatsServer, PostgresServer, RedisServer
+from devstack.services import bidder_process, edge_process
 from devstack.tokens import SECRET_ENV, ensure_local_secret
 
 if TYPE_CHECKING:
@@ -90,46 +91,18 @@ class Component(Protocol):
 
 def _bidder(ctx: StackContext) -> ServiceProcess:
     port = free_port()
-    target = f"{LOCALHOST}:{port}"
-    ctx.endpoints["bidder"] = target
-    env = {
-        "BIDDER_REDIS_URL": ctx.redis.url,
-        "BIDDER_HOST": LOCALHOST,
-        "BIDDER_PORT": str(port),
-        "BIDDER_STRATEGY": ctx.options.strategy,
-        SECRET_ENV: ctx.jwt_secret,
-    }
-    if ctx.options.partitions is not None:
-        env["BIDDER_PARTITIONS"] = str(ctx.options.partitions)
-    return ServiceProcess(
-        "bidder",
-        "core_bidder",
-        env,
-        grpc_serving(target),
-        sink=ctx.sink,
-        log_path=ctx.log_path("bidder"),
-        endpoint=f"grpc://{target}",
-    )
+    ctx.endpoints["bidder"] = f"{LOCALHOST}:{port}"
+    return bidder_process(
+        ctx.redis.url, port, strategy=ctx.options.strategy, partitions=ctx.options.partitions,
+        sink=ctx.sink, log_path=ctx.log_path("bidder"),
+    )  # fmt: skip
 
 
 def _edge(ctx: StackContext) -> ServiceProcess:
     port = ctx.options.edge_port
-    url = f"http://{LOCALHOST}:{port}"
-    ctx.endpoints["edge"] = url
-    env = {
-        "EDGE_HOST": LOCALHOST,
-        "EDGE_PORT": str(port),
-        "EDGE_BIDDER_TARGET": ctx.endpoints["bidder"],
-        SECRET_ENV: ctx.jwt_secret,
-    }
-    return ServiceProcess(
-        "edge",
-        "edge_gateway",
-        env,
-        http_ok(f"{url}/readyz"),
-        sink=ctx.sink,
-        log_path=ctx.log_path("edge"),
-        endpoint=url,
+    ctx.endpoints["edge"] = f"http://{LOCALHOST}:{port}"
+    return edge_process(
+        ctx.endpoints["bidder"], port, ctx.jwt_secret, sink=ctx.sink, log_path=ctx.log_path("edge")
     )
 
 
