@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+import os
 
 import uvicorn
 from fastapi import FastAPI
@@ -22,12 +22,16 @@ async def ready() -> dict[str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    ns = parser.parse_args()
-    uvicorn.run(app, host=ns.host, port=ns.port, loop="uvloop", http="httptools", access_log=False,
-                log_level="warning")  # fmt: skip
+    port = int(os.environ.get("BARE_PORT", "8090"))
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
 
 
 if __name__ == "__main__":
