@@ -54,7 +54,9 @@ def check() -> int:
         generate(Path(tmp))
         fresh = Path(tmp) / PACKAGE_DIR
         committed = OUTPUT_ROOT / PACKAGE_DIR
-        names = sorted({p.name for p in fresh.iterdir()} | {p.name for p in committed.glob("*") if p.is_file()})
+        names = sorted(
+            {p.name for p in fresh.iterdir()} | {p.name for p in committed.glob("*") if p.is_file()}
+        )
         stale = [n for n in names if n != "__pycache__" and not _same(fresh / n, committed / n)]
     if stale:
         print(f"generated code is stale: {', '.join(stale)}; run `make proto`", file=sys.stderr)

@@ -1,0 +1,88 @@
+"""`create_app(settings)`: the FastAPI application, its lifespan-owned gRPC channels, and its layers.
+
+Request path, outermost first: Starlette's server-error guard (never reached: see `metrics.py`),
+`MetricsMiddleware`, `BodyLimitMiddleware`, Starlette's exception middleware (problem handlers),
+the router. FastAPI's native OpenTelemetry instrumentation is switched off: with no provider configured
+it only costs provider lookups per request, and the gateway exports Prometheus metrics instead.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import grpc
+from fastapi import FastAPI
+
+from edge_gateway import routes_items, routes_ops
+from edge_gateway.auth import TokenVerifier
+from edge_gateway.body_limit import BodyLimitMiddleware
+from edge_gateway.clients import BidderClient, HistoryClient
+from edge_gateway.metrics import EdgeMetrics, MetricsMiddleware
+from edge_gateway.openapi import install_openapi
+from edge_gateway.problems import install_problem_handlers
+from edge_gateway.ratelimit import RateLimiter
+from edge_gateway.responses import OrjsonResponse
+from edge_gateway.state import EdgeState
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from edge_gateway.settings import EdgeSettings
+
+DESCRIPTION = """\
+REST front of the auction platform; it translates each call to the bidder's gRPC API.
+
+Money is an integer count of minor units of the item's `currency`. Errors are
+`application/problem+json` (RFC 9457) with a stable `type` slug. Bidding needs a `bidder` or `admin`
+bearer token, creating items an `admin` one; reading needs none.
+"""
+
+
+def create_app(settings: EdgeSettings) -> FastAPI:
+    """Build the gateway; channels open when the lifespan starts and close when it ends."""
+    metrics = EdgeMetrics()
+    state = EdgeState(
+        settings=settings,
+        verifier=TokenVerifier(settings.secret),
+        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        metrics=metrics,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One channel per upstream: HTTP/2 multiplexes every concurrent call over it.
+        bidder_channel = grpc.aio.insecure_channel(settings.bidder_target)
+        history_channel = (
+            grpc.aio.insecure_channel(settings.history_target) if settings.history_target else None
+        )
+        state.bidder = BidderClient(bidder_channel, settings.grpc_timeout_seconds, metrics)
+        if history_channel is not None:
+            state.history = HistoryClient(history_channel, settings.grpc_timeout_seconds, metrics)
+        try:
+            yield
+        finally:
+            state.bidder = None
+            state.history = None
+            await bidder_channel.close(grace=None)
+            if history_channel is not None:
+                await history_channel.close(grace=None)
+
+    app = FastAPI(
+        title="Auction edge gateway",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=OrjsonResponse,
+        redoc_url=None,
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
+    app.state.edge = state
+    install_problem_handlers(app)
+    app.include_router(routes_items.router)
+    app.include_router(routes_ops.router)
+    # Added last = outermost: metrics see the body limit's 413s too.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    install_openapi(app)
+    return app

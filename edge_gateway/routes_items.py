@@ -1,0 +1,148 @@
+"""The REST API of the contract: items, bids and bid history, each a thin call to one gRPC method.
+
+The bid route is the hot path of a bidding war; it does only what the answer needs: a regex on the
+id, a cached token check, one `model_validate_json`, one gRPC call and one `orjson.dumps`. Routes
+return ready `Response`s, so FastAPI neither validates nor re-serialises the answer; `response_model`
+only documents it. Item ids that cannot exist are answered 404 here without a call to the bidder.
+"""
+
+import re
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Path, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from auction.v1 import item_pb2
+from edge_gateway.auth import AdminPrincipal, BidderPrincipal
+from edge_gateway.body import read_json
+from edge_gateway.convert import (
+    STATUS_VALUES,
+    bid_result_json,
+    bids_page_json,
+    create_item_request,
+    item_json,
+    item_list_json,
+)
+from edge_gateway.deps import Bidder, History
+from edge_gateway.lean_route import LeanRoute
+from edge_gateway.openapi import json_body, problem_responses
+from edge_gateway.problems import item_not_found
+from edge_gateway.responses import json_response
+from edge_gateway.schemas import (
+    BID_REQUEST_EXAMPLE,
+    CREATE_ITEM_EXAMPLE,
+    BidRequest,
+    BidResult,
+    BidsPage,
+    CreateItemRequest,
+    Item,
+    ItemList,
+)
+
+ITEM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+router = APIRouter(tags=["items"], route_class=LeanRoute)
+
+ItemId = Annotated[str, Path(description="Opaque, URL-safe, 1..64 of `[A-Za-z0-9_-]`.", examples=["lot-42"])]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[\x21-\x7e]+$",
+        description="1..128 printable ASCII characters. Repeating it within 24 h replays the first answer.",
+        examples=["3f1c9a52-bid-1"],
+    ),
+]
+
+
+@router.post(
+    "/items/{item_id}/bid",
+    status_code=201,
+    response_model=BidResult,
+    summary="Place a bid as the token's subject",
+    responses=problem_responses(401, 404, 409, 413, 415, 422, 429, 503),
+    openapi_extra=json_body(BidRequest, BID_REQUEST_EXAMPLE),
+)
+async def place_bid(
+    item_id: ItemId,
+    request: Request,
+    principal: BidderPrincipal,
+    bidder: Bidder,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Accepted iff the auction is open and `amount >= min_next_bid`; the bidder is the token's `sub`."""
+    if ITEM_ID.fullmatch(item_id) is None:
+        raise item_not_found(item_id)
+    body = await read_json(request, BidRequest)
+    result = await bidder.place_bid(item_id, principal.sub, body.amount, idempotency_key or "")
+    return json_response(bid_result_json(result), 201)
+
+
+@router.get(
+    "/items/{item_id}",
+    response_model=Item,
+    summary="Get an item",
+    responses=problem_responses(404, 503),
+)
+async def get_item(item_id: ItemId, bidder: Bidder) -> Response:
+    if ITEM_ID.fullmatch(item_id) is None:
+        raise item_not_found(item_id)
+    return json_response(item_json(await bidder.get_item(item_id)))
+
+
+@router.get(
+    "/items",
+    response_model=ItemList,
+    summary="List items",
+    responses=problem_responses(422, 503, exclude=("idempotency-key-reused",)),
+)
+async def list_items(
+    bidder: Bidder,
+    status: Annotated[
+        Literal["scheduled", "open", "closed"] | None, Query(description="Only items in this state.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size.")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=1024, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> Response:
+    wanted = STATUS_VALUES[status] if status is not None else item_pb2.ITEM_STATUS_UNSPECIFIED
+    return json_response(item_list_json(await bidder.list_items(wanted, limit, cursor or "")))
+
+
+@router.post(
+    "/items",
+    status_code=201,
+    response_model=Item,
+    summary="Create an item (admin)",
+    responses=problem_responses(401, 403, 413, 415, 422, 429, 503, exclude=("idempotency-key-reused",)),
+    openapi_extra=json_body(CreateItemRequest, CREATE_ITEM_EXAMPLE),
+)
+async def create_item(request: Request, principal: AdminPrincipal, bidder: Bidder) -> Response:
+    """Creates the item's auction; answers 201 with `Location: /items/{id}`."""
+    body = await read_json(request, CreateItemRequest)
+    item = await bidder.create_item(create_item_request(body))
+    return json_response(item_json(item), 201, {"Location": f"/items/{item.id}"})
+
+
+@router.get(
+    "/items/{item_id}/bids",
+    response_model=BidsPage,
+    summary="Bid history, newest first (from the archive)",
+    responses=problem_responses(404, 422, 503, exclude=("idempotency-key-reused",)),
+)
+async def list_bids(
+    item_id: ItemId,
+    history: History,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size.")] = 50,
+    before_seq: Annotated[
+        int | None, Query(ge=1, description="Only bids with a smaller seq (`next_before_seq`).")
+    ] = None,
+) -> Response:
+    if ITEM_ID.fullmatch(item_id) is None:
+        raise item_not_found(item_id)
+    page = await history.list_bids(item_id, limit, before_seq or 0)
+    return json_response(bids_page_json(page))

@@ -1,0 +1,190 @@
+"""The JSON shapes of the REST API as pydantic models: request bodies (validated) and answers (documented).
+
+Request models are strict: money is an integer (no floats, numeric strings or booleans) within
+0..2**53, the largest integer every JSON implementation represents exactly, and unknown members are
+errors, so a body can never name the bidder. Answer models only document; routes render answers
+with `convert` and orjson, which is several times cheaper than validating outgoing data.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+MAX_AMOUNT = 2**53
+ITEM_EXAMPLE: dict[str, Any] = {
+    "id": "lot-42",
+    "title": "Ming vase",
+    "description": "Blue and white porcelain, 15th century.",
+    "currency": "EUR",
+    "status": "open",
+    "starting_price": 100000,
+    "min_increment": 5000,
+    "current_price": 150000,
+    "highest_bidder": "alice",
+    "bid_count": 3,
+    "min_next_bid": 155000,
+    "starts_at": "2026-11-23T12:00:00.000Z",
+    "ends_at": "2026-11-23T18:00:00.000Z",
+    "seq": 4,
+}
+
+
+BID_REQUEST_EXAMPLE: dict[str, Any] = {"amount": 155000}
+CREATE_ITEM_EXAMPLE: dict[str, Any] = {
+    "title": "Ming vase",
+    "description": "Blue and white porcelain, 15th century.",
+    "currency": "EUR",
+    "starting_price": 100000,
+    "min_increment": 5000,
+    "starts_at": "2026-11-23T12:00:00Z",
+    "ends_at": "2026-11-23T18:00:00Z",
+}
+
+
+class BidRequest(BaseModel):
+    """Body of `POST /items/{id}/bid`; the bidder is the token's `sub`, never a body member."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, json_schema_extra={"examples": [BID_REQUEST_EXAMPLE]}
+    )
+
+    amount: Annotated[
+        int, Field(ge=1, le=MAX_AMOUNT, description="Minor units of the item's currency (cents).")
+    ]
+
+
+class CreateItemRequest(BaseModel):
+    """Body of `POST /items` (admin)."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, json_schema_extra={"examples": [CREATE_ITEM_EXAMPLE]}
+    )
+
+    title: Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+    description: Annotated[str, Field(max_length=5000)] = ""
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")]
+    starting_price: Annotated[int, Field(ge=0, le=MAX_AMOUNT, description="Minor units.")]
+    min_increment: Annotated[int, Field(ge=1, le=MAX_AMOUNT, description="Minor units.")]
+    starts_at: Annotated[
+        AwareDatetime | None, Field(description="RFC 3339; omitted: the auction opens at once.")
+    ] = None
+    ends_at: Annotated[AwareDatetime, Field(description="RFC 3339; after `starts_at` and in the future.")]
+
+    @field_validator("ends_at")
+    @classmethod
+    def _ends_after_start(cls, ends_at: datetime, info: ValidationInfo) -> datetime:
+        """An auction must end after it starts and after now, or it could never take a bid."""
+        starts_at = info.data.get("starts_at")
+        if starts_at is not None and ends_at <= starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        if ends_at <= datetime.now(UTC):
+            raise ValueError("ends_at must be in the future")
+        return ends_at
+
+
+class Item(BaseModel):
+    """An item and the state of its auction. Times are RFC 3339 UTC with milliseconds."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [ITEM_EXAMPLE]})
+
+    id: str
+    title: str
+    description: str
+    currency: str
+    status: Literal["scheduled", "open", "closed"]
+    starting_price: int
+    min_increment: int
+    current_price: int | None = Field(description="Null before the first accepted bid.")
+    highest_bidder: str | None = Field(description="Null before the first accepted bid.")
+    bid_count: int
+    min_next_bid: int = Field(
+        description="starting_price before the first bid, then current_price + min_increment."
+    )
+    starts_at: datetime
+    ends_at: datetime
+    seq: int = Field(description="The seq of the item's latest event (1 = created).")
+
+
+class ItemList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [ITEM_EXAMPLE], "next_cursor": None}]}
+    )
+
+    items: list[Item]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class BidResult(BaseModel):
+    """An accepted bid (or the replay of the first answer for a repeated `Idempotency-Key`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"bid_id": "b-9f2c", "seq": 4, "amount": 150000, "item": ITEM_EXAMPLE}]
+        }
+    )
+
+    bid_id: str
+    seq: int
+    amount: int
+    item: Item
+
+
+class Bid(BaseModel):
+    bid_id: str
+    seq: int
+    bidder: str
+    amount: int
+    placed_at: datetime
+
+
+class BidsPage(BaseModel):
+    """Accepted bids, newest first, from the archive."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "bids": [
+                        {
+                            "bid_id": "b-9f2c",
+                            "seq": 4,
+                            "bidder": "alice",
+                            "amount": 150000,
+                            "placed_at": "2026-11-23T12:03:10.250Z",
+                        }
+                    ],
+                    "next_before_seq": None,
+                }
+            ]
+        }
+    )
+
+    bids: list[Bid]
+    next_before_seq: int | None = Field(description="Pass as `before_seq` for older bids; null when none.")
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; some types add members (`min_next_bid`, `errors`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="Stable slug, e.g. `bid-too-low`.")
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    min_next_bid: int | None = Field(default=None, description="With `bid-too-low` only.")
+    errors: list[FieldError] | None = Field(default=None, description="With `validation-error` only.")
+
+
+class Health(BaseModel):
+    status: str
