@@ -68,6 +68,7 @@ class BidderServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health_task
         await self.server.stop(self.settings.shutdown_grace_seconds)
+        await self.store.drain()
         await self.redis.aclose()
         log.info("bidder_stopped")
 

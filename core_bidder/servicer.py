@@ -11,8 +11,9 @@ from prometheus_client import Counter
 from auction.v1 import bidder_pb2, bidder_pb2_grpc, item_pb2
 from core_bidder.convert import STATUS_FROM_PROTO, item_message, ms_of, timestamp
 from core_bidder.errors import BidderError, BidRejected, InvalidArgument, ItemNotFound, StoreUnavailable
-from core_bidder.status import to_status
-from core_bidder.store import now_ms
+from core_bidder.rules import AcceptedBid
+from core_bidder.status import rich_status, to_status
+from core_bidder.store import BidRequest, now_ms
 from core_bidder.validation import check_bid, check_item_id, check_new_item
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ BIDS = Counter("bidder_bids_total", "Bids handled, by outcome", ["outcome"])
 _ACCEPTED = BIDS.labels("accepted")
 _REJECTED = BIDS.labels("rejected")
 log = structlog.get_logger(__name__)
+MAX_BATCH = 4096
 
 
 class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
@@ -46,13 +48,44 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
         except Exception as exc:
             await _abort(context, exc)
         _ACCEPTED.inc()
-        return bidder_pb2.PlaceBidResponse(
-            bid_id=bid.bid_id,
-            seq=bid.seq,
-            amount=bid.amount,
-            item=item_message(bid.item, bid.placed_ms),
-            placed_at=timestamp(bid.placed_ms),
-        )
+        return _accepted_message(bid)
+
+    async def PlaceBids(
+        self, request: bidder_pb2.PlaceBidsRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> bidder_pb2.PlaceBidsResponse:
+        """Group commit from one caller (the edge): one call, one outcome per bid, in order."""
+        outcomes: list[bidder_pb2.BidOutcome | None] = [None] * len(request.bids)
+        valid: list[int] = []
+        try:
+            if len(request.bids) > MAX_BATCH:
+                raise InvalidArgument(f"at most {MAX_BATCH} bids per call")
+            for index, bid in enumerate(request.bids):
+                try:
+                    if not check_item_id(bid.item_id):
+                        raise ItemNotFound(bid.item_id)
+                    check_bid(bid.bidder, bid.amount, bid.idempotency_key)
+                except BidderError as exc:
+                    outcomes[index] = bidder_pb2.BidOutcome(rejected=rich_status(exc))
+                else:
+                    valid.append(index)
+            results = await self._store.place_bids(
+                [
+                    BidRequest(b.item_id, b.bidder, b.amount, b.idempotency_key)
+                    for b in (request.bids[i] for i in valid)
+                ]
+            )
+        except Exception as exc:
+            await _abort(context, exc)
+        accepted = 0
+        for index, result in zip(valid, results, strict=True):
+            if isinstance(result, BidderError):
+                outcomes[index] = bidder_pb2.BidOutcome(rejected=rich_status(result))
+            else:
+                accepted += 1
+                outcomes[index] = bidder_pb2.BidOutcome(accepted=_accepted_message(result))
+        _ACCEPTED.inc(accepted)
+        _REJECTED.inc(len(request.bids) - accepted)
+        return bidder_pb2.PlaceBidsResponse(outcomes=[o for o in outcomes if o is not None])
 
     async def CreateItem(
         self, request: bidder_pb2.CreateItemRequest, context: grpc.aio.ServicerContext[object, object]
@@ -101,6 +134,17 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
             await _abort(context, exc)
         now = now_ms()
         return bidder_pb2.ListItemsResponse(items=[item_message(v, now) for v in views], next_cursor=cursor)
+
+
+def _accepted_message(bid: AcceptedBid) -> bidder_pb2.PlaceBidResponse:
+    # The item as of the bid's own moment, so an idempotent replay renders the same bytes.
+    return bidder_pb2.PlaceBidResponse(
+        bid_id=bid.bid_id,
+        seq=bid.seq,
+        amount=bid.amount,
+        item=item_message(bid.item, bid.placed_ms),
+        placed_at=timestamp(bid.placed_ms),
+    )
 
 
 async def _abort(context: grpc.aio.ServicerContext[object, object], exc: Exception) -> NoReturn:

@@ -1,9 +1,13 @@
-"""Bidder errors to gRPC statuses, in one place. Rejections carry a google.rpc.ErrorInfo detail."""
+"""Bidder errors to gRPC statuses, in one place. Rejections carry a google.rpc.ErrorInfo detail.
+
+`rich_status` is the whole status as a google.rpc.Status message: PlaceBid sends it in the
+`grpc-status-details-bin` trailer, PlaceBids puts it in the bid's outcome, so both say the same.
+"""
 
 from __future__ import annotations
 
 import grpc
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from core_bidder.errors import (
     BidderError,
@@ -20,26 +24,42 @@ DETAILS_KEY = "grpc-status-details-bin"
 Trailer = tuple[tuple[str, bytes], ...]
 
 
-def _details(code: int, message: str, reason: str, metadata: dict[str, str] | None = None) -> Trailer:
-    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata or {})
-    status = status_pb2.Status(code=code, message=message)
-    status.details.add().Pack(info)
-    return ((DETAILS_KEY, status.SerializeToString()),)
+def status_code(error: BidderError) -> grpc.StatusCode:
+    if isinstance(error, BidRejected):
+        return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(error, InvalidArgument):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(error, ItemNotFound):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(error, StoreUnavailable):
+        return grpc.StatusCode.UNAVAILABLE
+    return grpc.StatusCode.INTERNAL
+
+
+def _message(error: BidderError) -> str:
+    return str(error) if type(error) is not BidderError else "internal error"
+
+
+def rich_status(error: BidderError) -> status_pb2.Status:
+    code = status_code(error)
+    status = status_pb2.Status(code=code.value[0], message=_message(error))
+    reason = ""
+    metadata: dict[str, str] = {}
+    if isinstance(error, BidRejected):
+        reason = error.reason.value
+        if error.min_next_bid is not None:
+            metadata["min_next_bid"] = str(error.min_next_bid)
+    elif isinstance(error, IdempotencyKeyReused):
+        reason = "IDEMPOTENCY_KEY_REUSED"
+    if reason:
+        status.details.add().Pack(
+            error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)
+        )
+    return status
 
 
 def to_status(error: BidderError) -> tuple[grpc.StatusCode, str, Trailer]:
-    message = str(error)
-    if isinstance(error, BidRejected):
-        metadata = {} if error.min_next_bid is None else {"min_next_bid": str(error.min_next_bid)}
-        trailer = _details(code_pb2.FAILED_PRECONDITION, message, error.reason.value, metadata)
-        return grpc.StatusCode.FAILED_PRECONDITION, message, trailer
-    if isinstance(error, IdempotencyKeyReused):
-        trailer = _details(code_pb2.INVALID_ARGUMENT, message, "IDEMPOTENCY_KEY_REUSED")
-        return grpc.StatusCode.INVALID_ARGUMENT, message, trailer
-    if isinstance(error, InvalidArgument):
-        return grpc.StatusCode.INVALID_ARGUMENT, message, ()
-    if isinstance(error, ItemNotFound):
-        return grpc.StatusCode.NOT_FOUND, message, ()
-    if isinstance(error, StoreUnavailable):
-        return grpc.StatusCode.UNAVAILABLE, message, ()
-    return grpc.StatusCode.INTERNAL, "internal error", ()
+    """(code, message, trailing metadata) for aborting a unary call with this error."""
+    status = rich_status(error)
+    trailer: Trailer = ((DETAILS_KEY, status.SerializeToString()),) if status.details else ()
+    return status_code(error), status.message, trailer

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import heapq
 import secrets
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
+from core_bidder.committer import GroupCommitter
 from core_bidder.errors import (
+    BidderError,
     BidRejected,
     IdempotencyKeyReused,
     InvalidArgument,
@@ -28,18 +31,28 @@ from core_bidder.rules import (
     bid_id_for,
 )
 from core_bidder.scripts import register
+from core_bidder.writers import BidInput
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from redis.asyncio import Redis
 
     from core_bidder.settings import BidderSettings
-    from core_bidder.writers import BidWriter
+    from core_bidder.writers import BidWriter, Reply
 
 _FIELDS = ("title", "desc", "cur", "sp", "inc", "st", "ct", "price", "hb", "bc", "seq", "et")
 _STATIC_CACHE_SIZE = 100_000
 _LIST_SCAN_BUDGET = 2_000
 _NOT_OPEN = BidRejected(RejectReason.AUCTION_NOT_OPEN)
 _CLOSED = BidRejected(RejectReason.AUCTION_CLOSED)
+
+
+class BidRequest(NamedTuple):
+    item_id: str
+    bidder: str
+    amount: int
+    idempotency_key: str
 
 
 def now_ms() -> int:
@@ -53,7 +66,7 @@ def new_item_id() -> str:
 class ItemStore:
     def __init__(self, redis: Redis, settings: BidderSettings, writer: BidWriter) -> None:
         self._redis = redis
-        self._writer = writer
+        self._committer = GroupCommitter(writer)
         self._partitions = settings.partitions
         self._maxlen = str(settings.history_maxlen)
         self._publish = "SPUBLISH" if settings.sharded_pubsub else "PUBLISH"
@@ -113,8 +126,30 @@ class ItemStore:
         return view
 
     async def place_bid(self, item_id: str, bidder: str, amount: int, idempotency_key: str) -> AcceptedBid:
-        keys = self.keys_for(item_id)
-        reply = await self._writer.place_bid(keys, bidder, amount, idempotency_key)
+        reply = await self._committer.submit(
+            self.keys_for(item_id), BidInput(bidder, amount, idempotency_key)
+        )
+        return await self._accepted(item_id, bidder, amount, reply)
+
+    async def place_bids(self, bids: Sequence[BidRequest]) -> list[AcceptedBid | BidderError]:
+        """Many bids at once: each gets the outcome it would have got alone, errors included."""
+        futures = [
+            self._committer.submit(self.keys_for(b.item_id), BidInput(b.bidder, b.amount, b.idempotency_key))
+            for b in bids
+        ]
+        replies = await asyncio.gather(*futures, return_exceptions=True)
+        outcomes: list[AcceptedBid | BidderError] = []
+        for bid, reply in zip(bids, replies, strict=True):
+            if isinstance(reply, BaseException):
+                raise reply  # the store itself failed (Redis down): the whole call fails
+            try:
+                outcomes.append(await self._accepted(bid.item_id, bid.bidder, bid.amount, reply))
+            except BidderError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def _accepted(self, item_id: str, bidder: str, amount: int, reply: Reply) -> AcceptedBid:
+        """Turn a writer reply into the accepted bid, or raise the rejection it stands for."""
         kind = reply[0]
         if kind == "A":
             seq, placed_ms, bid_count, ends_ms = (int(x) for x in reply[1:5])
@@ -130,6 +165,9 @@ class ItemStore:
         if kind == "R":
             raise IdempotencyKeyReused()
         raise ItemNotFound(item_id)
+
+    async def drain(self) -> None:
+        await self._committer.drain()
 
     async def list_items(
         self, status: ItemStatus | None, limit: int, cursor: str

@@ -1,12 +1,15 @@
 """The two bid-write strategies. Both return `place_bid.lua`'s reply shape, so callers can't tell them apart.
 
-`LuaBidWriter` is the production path: one EVALSHA per bid. `WatchBidWriter` does the same under
-WATCH/MULTI/EXEC with retries; it exists to be measured against Lua, and counts its conflicts.
+`LuaBidWriter` is the production path: one EVALSHA per item for a whole batch of bids (group commit).
+`WatchBidWriter` applies the same rules under WATCH/MULTI/EXEC with retries, one transaction per bid;
+it exists to be measured against Lua, and counts its conflicts.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import orjson
 import structlog
@@ -33,8 +36,19 @@ WATCH_CONFLICTS = Counter(
 log = structlog.get_logger(__name__)
 
 
+class BidInput(NamedTuple):
+    bidder: str
+    amount: int
+    idempotency_key: str
+
+
+Group = tuple["ItemKeys", Sequence[BidInput]]
+
+
 class BidWriter(Protocol):
-    async def place_bid(self, keys: ItemKeys, bidder: str, amount: int, idempotency_key: str) -> Reply: ...
+    async def place_groups(self, groups: Sequence[Group]) -> list[list[Reply]]:
+        """Apply each item's bids in order; one reply per bid, grouped like the input."""
+        ...
 
 
 class _Common:
@@ -46,21 +60,34 @@ class _Common:
 
 
 class LuaBidWriter(_Common):
+    """One EVALSHA per item and batch; several items go out in one pipeline (one round trip)."""
+
     def __init__(self, redis: Redis, settings: BidderSettings) -> None:
         super().__init__(redis, settings)
         self._script = register(redis, "place_bid")
-        self._static_args = (str(self._ttl_ms), str(self._maxlen))
+        self._ttl_s, self._maxlen_s = str(self._ttl_ms), str(self._maxlen)
 
-    async def place_bid(self, keys: ItemKeys, bidder: str, amount: int, idempotency_key: str) -> Reply:
+    def _call(self, keys: ItemKeys, bids: Sequence[BidInput]) -> tuple[list[str], list[str]]:
         key_list = [keys.item, keys.events, keys.outbox]
-        if idempotency_key:
-            key_list.append(keys.idempotency(bidder, idempotency_key))
-        ttl, maxlen = self._static_args
-        reply = await self._script(
-            keys=key_list,
-            args=[keys.item_id, bidder, str(amount), ttl, maxlen, keys.channel, self._publish],
-        )
-        return [_text(x) for x in reply]
+        args = [keys.item_id, self._ttl_s, self._maxlen_s, keys.channel, self._publish]
+        for bidder, amount, idempotency_key in bids:
+            if idempotency_key:
+                key_list.append(keys.idempotency(bidder, idempotency_key))
+                args += (bidder, str(amount), str(len(key_list) - 3))
+            else:
+                args += (bidder, str(amount), "0")
+        return key_list, args
+
+    async def place_groups(self, groups: Sequence[Group]) -> list[list[Reply]]:
+        if len(groups) == 1:
+            key_list, args = self._call(*groups[0])
+            return [_replies(await self._script(keys=key_list, args=args))]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for keys, bids in groups:
+                key_list, args = self._call(keys, bids)
+                await self._script(keys=key_list, args=args, client=pipe)
+            results = await pipe.execute()
+        return [_replies(r) for r in results]
 
 
 class WatchBidWriter(_Common):
@@ -68,6 +95,14 @@ class WatchBidWriter(_Common):
         super().__init__(redis, settings)
         self._max_attempts = settings.watch_max_attempts
         self.conflicts = 0
+
+    async def place_groups(self, groups: Sequence[Group]) -> list[list[Reply]]:
+        """Every bid its own optimistic transaction, all at once, as independent clients would."""
+
+        async def group(keys: ItemKeys, bids: Sequence[BidInput]) -> list[Reply]:
+            return list(await asyncio.gather(*(self.place_bid(keys, *bid) for bid in bids)))
+
+        return list(await asyncio.gather(*(group(keys, bids) for keys, bids in groups)))
 
     async def place_bid(self, keys: ItemKeys, bidder: str, amount: int, idempotency_key: str) -> Reply:
         idem_key = keys.idempotency(bidder, idempotency_key) if idempotency_key else None
@@ -134,6 +169,10 @@ def _replay(prior: str, amount_s: str) -> Reply:
         return ["R"]
     decoded: Reply = orjson.loads(reply)
     return decoded
+
+
+def _replies(raw: list[list[bytes | str]]) -> list[Reply]:
+    return [[_text(x) for x in reply] for reply in raw]
 
 
 def _text(value: object) -> str:

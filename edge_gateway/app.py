@@ -56,7 +56,14 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         history_channel = (
             grpc.aio.insecure_channel(settings.history_target) if settings.history_target else None
         )
-        state.bidder = BidderClient(bidder_channel, settings.grpc_timeout_seconds, metrics)
+        bidder = BidderClient(
+            bidder_channel,
+            settings.grpc_timeout_seconds,
+            metrics,
+            batch_max=settings.bid_batch_max,
+            batch_in_flight=settings.bid_batch_in_flight,
+        )
+        state.bidder = bidder
         if history_channel is not None:
             state.history = HistoryClient(history_channel, settings.grpc_timeout_seconds, metrics)
         try:
@@ -64,6 +71,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         finally:
             state.bidder = None
             state.history = None
+            await bidder.drain()
             await bidder_channel.close(grace=None)
             if history_channel is not None:
                 await history_channel.close(grace=None)

@@ -15,7 +15,8 @@ import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from auction.v1 import bidder_pb2, bidder_pb2_grpc, history_pb2, history_pb2_grpc
-from edge_gateway.grpc_errors import problem_from_rpc_error
+from edge_gateway.bid_batcher import BidBatcher
+from edge_gateway.grpc_errors import problem_from_rich_status, problem_from_rpc_error
 
 if TYPE_CHECKING:
     from auction.v1 import item_pb2
@@ -53,23 +54,39 @@ class _Client:
 class BidderClient(_Client):
     """`auction.v1.BidderService` plus the standard health check of the same server."""
 
-    __slots__ = ("_health", "_stub")
+    __slots__ = ("_batcher", "_health", "_stub")
 
-    def __init__(self, channel: grpc.aio.Channel, timeout: float, metrics: EdgeMetrics) -> None:
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        timeout: float,
+        metrics: EdgeMetrics,
+        *,
+        batch_max: int = 256,
+        batch_in_flight: int = 2,
+    ) -> None:
         super().__init__(timeout, metrics)
         self._stub = bidder_pb2_grpc.BidderServiceStub(channel)
         self._health = health_pb2_grpc.HealthStub(channel)
+        self._batcher = BidBatcher(self._stub, timeout, batch_max, batch_in_flight)
 
     async def place_bid(
         self, item_id: str, bidder: str, amount: int, idempotency_key: str
     ) -> bidder_pb2.PlaceBidResponse:
+        """Group-committed with concurrent bids (`BidBatcher`); the outcome is this bid's alone."""
         request = bidder_pb2.PlaceBidRequest(
             item_id=item_id, bidder=bidder, amount=amount, idempotency_key=idempotency_key
         )
         try:
-            return await self._stub.PlaceBid(request, timeout=self._timeout)
+            outcome = await self._batcher.submit(request)
         except grpc.aio.AioRpcError as err:
-            raise self._failed("PlaceBid", err) from None
+            raise self._failed("PlaceBids", err) from None
+        if outcome.HasField("accepted"):
+            return outcome.accepted
+        raise problem_from_rich_status(outcome.rejected)
+
+    async def drain(self) -> None:
+        await self._batcher.drain()
 
     async def create_item(self, request: bidder_pb2.CreateItemRequest) -> item_pb2.Item:
         try:

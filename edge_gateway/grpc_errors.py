@@ -21,7 +21,7 @@ from google.rpc import error_details_pb2, status_pb2
 from edge_gateway.problems import MAX_MESSAGE_CHARS, ProblemError, unauthorized, unavailable
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 DETAILS_KEY = "grpc-status-details-bin"
 DOMAIN = "auction.v1"
@@ -56,21 +56,40 @@ def error_info(
             return None
         if rich.code != code.value[0]:
             return None
-        for detail in rich.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                if detail.Unpack(info) and info.domain == DOMAIN:
-                    return info
-        return None
+        return _info_in(rich)
     return None
+
+
+def _info_in(rich: status_pb2.Status) -> error_details_pb2.ErrorInfo | None:
+    for detail in rich.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info) and info.domain == DOMAIN:
+                return info
+    return None
+
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def problem_from_rich_status(rich: status_pb2.Status) -> ProblemError:
+    """A bid's rejection from a PlaceBids outcome: the same problem PlaceBid's failure would give."""
+    code = _CODES.get(rich.code, grpc.StatusCode.UNKNOWN)
+    return _problem(code, rich.message, lambda: _info_in(rich))
 
 
 def problem_for_status(
     code: grpc.StatusCode, message: str, trailing: Iterable[tuple[str, str | bytes]] | None
 ) -> ProblemError:
     """Map one gRPC status (code, message, trailing metadata) to the problem the caller sees."""
+    return _problem(code, message, lambda: error_info(code, trailing))
+
+
+def _problem(
+    code: grpc.StatusCode, message: str, details: Callable[[], error_details_pb2.ErrorInfo | None]
+) -> ProblemError:
     if code is grpc.StatusCode.FAILED_PRECONDITION:
-        info = error_info(code, trailing)
+        info = details()
         reason = info.reason if info is not None else ""
         if reason == "BID_TOO_LOW":
             assert info is not None
@@ -80,7 +99,7 @@ def problem_for_status(
     if code is grpc.StatusCode.NOT_FOUND:
         return ProblemError(404, "item-not-found", _caller_message(message, "no such item"))
     if code is grpc.StatusCode.INVALID_ARGUMENT or code is grpc.StatusCode.OUT_OF_RANGE:
-        info = error_info(code, trailing)
+        info = details()
         if info is not None and info.reason == "IDEMPOTENCY_KEY_REUSED":
             return ProblemError(
                 422,

@@ -43,6 +43,10 @@ class EdgeSettings(BaseSettings):
     # Empty: bid history is not configured and GET /items/{id}/bids answers 503.
     history_target: str = ""
     grpc_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Group commit: concurrent bids share one PlaceBids call of at most this many bids, with at
+    # most `bid_batch_in_flight` calls outstanding (see `bid_batcher`).
+    bid_batch_max: int = Field(default=256, ge=1, le=4096)
+    bid_batch_in_flight: int = Field(default=2, ge=1, le=64)
     # Per bidder (`sub`), per gateway process: a safety valve against one runaway client,
     # not a fairness mechanism, so the defaults are far above what a human can click.
     rate_limit_per_second: float = Field(default=1000.0, gt=0)

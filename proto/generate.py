@@ -14,6 +14,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from google.rpc import status_pb2
 from grpc_tools import protoc
 
 PROTO_ROOT = Path(__file__).resolve().parent
@@ -26,6 +27,7 @@ INIT_TEXT = '"""Generated from proto/auction/v1 by proto/generate.py. DO NOT EDI
 def generate(out_root: Path) -> None:
     sources = sorted(str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / PACKAGE_DIR).glob("*.proto"))
     well_known = str(resources.files("grpc_tools") / "_proto")
+    googleapis = str(Path(status_pb2.__file__).parents[2])  # where google/rpc/status.proto lies
     target = out_root / PACKAGE_DIR
     target.mkdir(parents=True, exist_ok=True)
     for stale in target.glob("*_pb2*"):
@@ -37,6 +39,7 @@ def generate(out_root: Path) -> None:
         f"--plugin=protoc-gen-mypy_grpc={plugin_dir / 'protoc-gen-mypy_grpc'}",
         f"-I{PROTO_ROOT}",
         f"-I{well_known}",
+        f"-I{googleapis}",
         f"--python_out={out_root}",
         f"--grpc_python_out={out_root}",
         f"--mypy_out={out_root}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import cast
 
@@ -267,3 +268,56 @@ async def test_bad_item_is_invalid_argument(bidder: BidderHandle, change: dict[s
     with pytest.raises(grpc.aio.AioRpcError) as exc:
         await bidder.stub.CreateItem(request)
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_place_bids_applies_each_item_in_order_with_single_call_outcomes(bidder: BidderHandle) -> None:
+    """One PlaceBids call: per bid the outcome PlaceBid would give, in request order, across items."""
+    first, second = await new_item(bidder), await new_item(bidder)
+    bids = [
+        bidder_pb2.PlaceBidRequest(item_id=first.id, bidder="ann", amount=100, idempotency_key="a1"),
+        bidder_pb2.PlaceBidRequest(item_id=second.id, bidder="bob", amount=300),
+        bidder_pb2.PlaceBidRequest(item_id=first.id, bidder="cat", amount=105),
+        bidder_pb2.PlaceBidRequest(item_id=first.id, bidder="ann", amount=100, idempotency_key="a1"),
+        bidder_pb2.PlaceBidRequest(item_id=first.id, bidder="ann", amount=999, idempotency_key="a1"),
+        bidder_pb2.PlaceBidRequest(item_id="no-such-item", bidder="dan", amount=100),
+        bidder_pb2.PlaceBidRequest(item_id=first.id, bidder="dan", amount=0),
+        bidder_pb2.PlaceBidRequest(item_id=first.id, bidder="eve", amount=130),
+    ]
+    response = await bidder.stub.PlaceBids(bidder_pb2.PlaceBidsRequest(bids=bids))
+    kinds = [o.WhichOneof("outcome") for o in response.outcomes]
+    assert len(kinds) == len(bids)
+    outcomes = response.outcomes
+    if bidder.strategy == "lua":  # WATCH runs a batch's bids as concurrent transactions: any order
+        assert kinds == ["accepted", "accepted", "rejected", "accepted", "rejected", "rejected", "rejected",
+                         "accepted"]  # fmt: skip
+        assert outcomes[0].accepted == outcomes[3].accepted  # the idempotent replay
+        assert outcomes[7].accepted.seq == 3
+        assert outcomes[7].accepted.item.min_next_bid == 140
+    codes = [o.rejected.code for o in outcomes if o.WhichOneof("outcome") == "rejected"]
+    assert codes.count(grpc.StatusCode.NOT_FOUND.value[0]) == 1
+    assert codes.count(grpc.StatusCode.INVALID_ARGUMENT.value[0]) >= 2  # amount 0 and the reused key
+    assert outcomes[1].accepted.seq == 2
+    info = error_details_pb2.ErrorInfo()
+    assert outcomes[4].rejected.details[0].Unpack(info)
+    assert info.reason == "IDEMPOTENCY_KEY_REUSED"
+    got = (await bidder.stub.GetItem(bidder_pb2.GetItemRequest(item_id=first.id))).item
+    accepted_on_first = [o for o, b in zip(outcomes, bids, strict=True)
+                         if b.item_id == first.id and o.WhichOneof("outcome") == "accepted"]  # fmt: skip
+    assert got.bid_count == len({o.accepted.seq for o in accepted_on_first})
+    assert got.current_price == max(o.accepted.amount for o in accepted_on_first)
+
+
+async def test_concurrent_single_bids_are_group_committed_without_changing_outcomes(
+    bidder: BidderHandle,
+) -> None:
+    """Many concurrent PlaceBid calls on one item: unique gap-free seqs, prices rising with seq."""
+    item = await new_item(bidder)
+    answers = await asyncio.gather(*(bid(bidder, item.id, f"p{i}", 100 + 10 * i) for i in range(200)))
+    accepted = sorted((a for a in answers if isinstance(a, bidder_pb2.PlaceBidResponse)), key=lambda a: a.seq)
+    assert [a.seq for a in accepted] == list(range(2, 2 + len(accepted)))
+    assert all(b.amount >= a.amount + 10 for a, b in itertools.pairwise(accepted))
+    for a in answers:
+        if isinstance(a, grpc.aio.AioRpcError):
+            assert reason_of(a)[1] == "BID_TOO_LOW"
+    got = (await bidder.stub.GetItem(bidder_pb2.GetItemRequest(item_id=item.id))).item
+    assert (got.seq, got.current_price) == (accepted[-1].seq, accepted[-1].amount)

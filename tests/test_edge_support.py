@@ -119,13 +119,19 @@ class Rejection:
     reason: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
+    def rich_status(self) -> status_pb2.Status:
+        rich = status_pb2.Status(code=self.code.value[0], message=self.message)
+        if self.reason is not None:
+            info = error_details_pb2.ErrorInfo(
+                reason=self.reason, domain="auction.v1", metadata=self.metadata
+            )
+            rich.details.add().Pack(info)
+        return rich
+
     def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
         if self.reason is None:
             return ()
-        rich = status_pb2.Status(code=self.code.value[0], message=self.message)
-        info = error_details_pb2.ErrorInfo(reason=self.reason, domain="auction.v1", metadata=self.metadata)
-        rich.details.add().Pack(info)
-        return (("grpc-status-details-bin", rich.SerializeToString()),)
+        return (("grpc-status-details-bin", self.rich_status().SerializeToString()),)
 
 
 class FakeBidder(bidder_pb2_grpc.BidderServiceServicer):
@@ -192,6 +198,44 @@ class FakeBidder(bidder_pb2_grpc.BidderServiceServicer):
         )
         response.placed_at.FromSeconds(EPOCH_2026 + 60)
         return response
+
+    async def PlaceBids(  # noqa: N802 (gRPC method name)
+        self, request: bidder_pb2.PlaceBidsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bidder_pb2.PlaceBidsResponse:
+        """Like the real bidder: per-bid rejections in the outcomes, whole-call failures abort."""
+        outcomes = []
+        for bid in request.bids:
+            self.calls.append(bid)
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            reject = self.reject
+            if reject is not None and reject.code not in PER_BID_CODES:
+                await context.abort(reject.code, reject.message, trailing_metadata=reject.trailing_metadata())
+            if reject is not None:
+                outcomes.append(bidder_pb2.BidOutcome(rejected=reject.rich_status()))
+            elif bid.item_id not in self.items:
+                missing = status_pb2.Status(code=grpc.StatusCode.NOT_FOUND.value[0], message="no such item")
+                outcomes.append(bidder_pb2.BidOutcome(rejected=missing))
+            else:
+                outcomes.append(bidder_pb2.BidOutcome(accepted=self._accept(bid)))
+        return bidder_pb2.PlaceBidsResponse(outcomes=outcomes)
+
+    def _accept(self, request: bidder_pb2.PlaceBidRequest) -> bidder_pb2.PlaceBidResponse:
+        before = self.items[request.item_id]
+        after = sample_item(before.id, bids=before.bid_count + 1)
+        after.current_price = request.amount
+        after.highest_bidder = request.bidder
+        after.min_next_bid = request.amount + after.min_increment
+        response = bidder_pb2.PlaceBidResponse(
+            bid_id=f"bid-{after.seq}", seq=after.seq, amount=request.amount, item=after
+        )
+        response.placed_at.FromSeconds(EPOCH_2026 + 60)
+        return response
+
+
+PER_BID_CODES = frozenset(
+    {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND}
+)
 
 
 class FakeHistory(history_pb2_grpc.HistoryServiceServicer):

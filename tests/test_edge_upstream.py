@@ -144,7 +144,7 @@ async def test_slow_bidder_is_503_after_the_deadline(upstream: Upstream) -> None
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"
         metrics = (await client.get("/metrics")).text
-        assert 'edge_grpc_errors_total{code="DEADLINE_EXCEEDED",method="PlaceBid"} 1.0' in metrics
+        assert 'edge_grpc_errors_total{code="DEADLINE_EXCEEDED",method="PlaceBids"} 1.0' in metrics
 
 
 async def test_get_item(client: httpx.AsyncClient) -> None:

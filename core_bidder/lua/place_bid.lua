@@ -1,67 +1,31 @@
--- place_bid: one atomic step for one bid on one item.
+-- place_bid: one atomic step for one or more bids on ONE item (group commit), applied in order.
 --
--- KEYS[1] item hash      KEYS[2] item event history (stream, ids "<seq>-0")
--- KEYS[3] partition outbox (stream)      KEYS[4] idempotency record (optional)
--- ARGV[1] item id  ARGV[2] bidder  ARGV[3] amount (decimal string, 1..2^53)
--- ARGV[4] idempotency ttl ms  ARGV[5] history max length  ARGV[6] live channel
--- ARGV[7] publish command (PUBLISH or SPUBLISH)
+-- KEYS[1] item hash   KEYS[2] item event history (stream, entry ids "<seq>-0")
+-- KEYS[3] partition outbox (stream)   KEYS[4..] idempotency records of the bids that have keys
+-- ARGV[1] item id  ARGV[2] idempotency ttl ms  ARGV[3] history max length  ARGV[4] live channel
+-- ARGV[5] publish command (PUBLISH or SPUBLISH)
+-- then per bid, three values: bidder, amount (decimal string, 1..2^53), idempotency key index
+-- (0: no key; n: KEYS[3 + n]).
 --
--- Reply (array of strings; also what an idempotent replay returns):
+-- Reply: one array per bid, in order (an idempotent replay returns the stored one):
 --   {"A", seq, placed_ms, bid_count, ends_ms}   accepted
 --   {"L", min_next_bid}                          too low
---   {"S"} not open yet   {"C"} closed   {"N"} no such item   {"R"} key reused, other amount
--- Hash fields (shared with core_bidder/redis_store.py): sp starting price, inc increment,
+--   {"S"} not open yet   {"C"} closed   {"N"} no such item   {"R"} key reused with another amount
+-- Hash fields (shared with core_bidder/store.py): sp starting price, inc increment,
 -- st/et starts/ends ms, price, hb highest bidder, bc bid count, seq.
 
-local item_key, events_key, outbox_key, idem_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local item_id, bidder, amount_s = ARGV[1], ARGV[2], ARGV[3]
-
-if idem_key then
-  local prior = redis.call('GET', idem_key)
-  if prior then
-    local cut = string.find(prior, '\n', 1, true)
-    if string.sub(prior, 1, cut - 1) ~= amount_s then
-      return {'R'}
-    end
-    return cjson.decode(string.sub(prior, cut + 1))
-  end
-end
+local item_key, events_key, outbox_key = KEYS[1], KEYS[2], KEYS[3]
+local item_id, ttl_ms, maxlen, channel, publish = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local bids = (#ARGV - 5) / 3
+local replies = {}
 
 local f = redis.call('HMGET', item_key, 'sp', 'inc', 'st', 'et', 'price', 'bc', 'seq')
 if not f[1] then
-  return {'N'}
-end
-
-local function remember(reply)
-  if idem_key then
-    redis.call('SET', idem_key, amount_s .. '\n' .. cjson.encode(reply), 'PX', ARGV[4])
+  for i = 1, bids do
+    replies[i] = {'N'}
   end
-  return reply
+  return replies
 end
-
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if now_ms < tonumber(f[3]) then
-  return remember({'S'})
-end
-if now_ms >= tonumber(f[4]) then
-  return remember({'C'})
-end
-
-local amount = tonumber(amount_s)
-local min_next
-if f[5] then
-  min_next = tonumber(f[5]) + tonumber(f[2])
-else
-  min_next = tonumber(f[1])
-end
-if amount < min_next then
-  return remember({'L', string.format('%d', min_next)})
-end
-
-local seq = string.format('%d', tonumber(f[7]) + 1)
-local bid_count = string.format('%d', tonumber(f[6]) + 1)
-local next_s = string.format('%d', amount + tonumber(f[2]))
 
 local function two(n) return string.format('%02d', n) end
 -- RFC 3339 UTC with milliseconds from Unix ms (civil-from-days, Howard Hinnant's algorithm).
@@ -83,13 +47,61 @@ local function rfc3339(ms)
     .. two(math.floor(rem % 3600 / 60)) .. ':' .. two(rem % 60) .. '.' .. string.format('%03d', ms % 1000) .. 'Z'
 end
 
-local bid_id = item_id .. '.' .. seq
-local event = '{"type":"bid","item_id":"' .. item_id .. '","seq":' .. seq .. ',"bid_id":"' .. bid_id
-  .. '","bidder":"' .. bidder .. '","amount":' .. amount_s .. ',"placed_at":"' .. rfc3339(now_ms)
-  .. '","current_price":' .. amount_s .. ',"min_next_bid":' .. next_s .. '}'
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local placed_s, placed_at = string.format('%d', now_ms), rfc3339(now_ms)
+local sp, inc, ends_s = tonumber(f[1]), tonumber(f[2]), f[4]
+local not_open, closed = now_ms < tonumber(f[3]), now_ms >= tonumber(f[4])
+local price = f[5] and tonumber(f[5]) or nil
+local bid_count, seq = tonumber(f[6]), tonumber(f[7])
+local last_bidder, last_amount = nil, nil
 
-redis.call('HSET', item_key, 'price', amount_s, 'hb', bidder, 'bc', bid_count, 'seq', seq)
-redis.call('XADD', events_key, 'MAXLEN', '~', ARGV[5], seq .. '-0', 'e', event)
-redis.call('XADD', outbox_key, '*', 'e', event)
-redis.call(ARGV[7], ARGV[6], event)
-return remember({'A', seq, string.format('%d', now_ms), bid_count, f[4]})
+for i = 1, bids do
+  local base = 5 + (i - 1) * 3
+  local bidder, amount_s, key_index = ARGV[base + 1], ARGV[base + 2], tonumber(ARGV[base + 3])
+  local idem_key = key_index > 0 and KEYS[3 + key_index] or nil
+  local prior = idem_key and redis.call('GET', idem_key)
+  local reply
+  if prior then
+    local cut = string.find(prior, '\n', 1, true)
+    if string.sub(prior, 1, cut - 1) == amount_s then
+      reply = cjson.decode(string.sub(prior, cut + 1))
+    else
+      reply = {'R'}
+    end
+  else
+    if not_open then
+      reply = {'S'}
+    elseif closed then
+      reply = {'C'}
+    else
+      local amount = tonumber(amount_s)
+      local min_next = price and price + inc or sp
+      if amount < min_next then
+        reply = {'L', string.format('%d', min_next)}
+      else
+        seq, bid_count, price = seq + 1, bid_count + 1, amount
+        last_bidder, last_amount = bidder, amount_s
+        local seq_s = string.format('%d', seq)
+        local event = '{"type":"bid","item_id":"' .. item_id .. '","seq":' .. seq_s .. ',"bid_id":"' .. item_id
+          .. '.' .. seq_s .. '","bidder":"' .. bidder .. '","amount":' .. amount_s .. ',"placed_at":"'
+          .. placed_at .. '","current_price":' .. amount_s .. ',"min_next_bid":'
+          .. string.format('%d', amount + inc) .. '}'
+        redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, seq_s .. '-0', 'e', event)
+        redis.call('XADD', outbox_key, '*', 'e', event)
+        redis.call(publish, channel, event)
+        reply = {'A', seq_s, placed_s, string.format('%d', bid_count), ends_s}
+      end
+    end
+    if idem_key then
+      redis.call('SET', idem_key, amount_s .. '\n' .. cjson.encode(reply), 'PX', ttl_ms)
+    end
+  end
+  replies[i] = reply
+end
+
+if last_bidder then
+  redis.call('HSET', item_key, 'price', last_amount, 'hb', last_bidder,
+    'bc', string.format('%d', bid_count), 'seq', string.format('%d', seq))
+end
+return replies

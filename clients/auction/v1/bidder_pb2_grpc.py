@@ -59,6 +59,11 @@ class BidderServiceStub:
                 request_serializer=auction_dot_v1_dot_bidder__pb2.PlaceBidRequest.SerializeToString,
                 response_deserializer=auction_dot_v1_dot_bidder__pb2.PlaceBidResponse.FromString,
                 _registered_method=True)
+        self.PlaceBids = channel.unary_unary(
+                '/auction.v1.BidderService/PlaceBids',
+                request_serializer=auction_dot_v1_dot_bidder__pb2.PlaceBidsRequest.SerializeToString,
+                response_deserializer=auction_dot_v1_dot_bidder__pb2.PlaceBidsResponse.FromString,
+                _registered_method=True)
 
 
 class BidderServiceServicer:
@@ -93,6 +98,15 @@ class BidderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PlaceBids(self, request, context):
+        """Group commit: many bids in one call, each with its own outcome, in request order.
+        Each outcome is exactly what PlaceBid would have answered for that bid alone; bids on
+        the same item are applied in request order, in one atomic Redis step per item.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BidderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -115,6 +129,11 @@ def add_BidderServiceServicer_to_server(servicer, server):
                     servicer.PlaceBid,
                     request_deserializer=auction_dot_v1_dot_bidder__pb2.PlaceBidRequest.FromString,
                     response_serializer=auction_dot_v1_dot_bidder__pb2.PlaceBidResponse.SerializeToString,
+            ),
+            'PlaceBids': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlaceBids,
+                    request_deserializer=auction_dot_v1_dot_bidder__pb2.PlaceBidsRequest.FromString,
+                    response_serializer=auction_dot_v1_dot_bidder__pb2.PlaceBidsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -230,6 +249,33 @@ class BidderService:
             '/auction.v1.BidderService/PlaceBid',
             auction_dot_v1_dot_bidder__pb2.PlaceBidRequest.SerializeToString,
             auction_dot_v1_dot_bidder__pb2.PlaceBidResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlaceBids(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/auction.v1.BidderService/PlaceBids',
+            auction_dot_v1_dot_bidder__pb2.PlaceBidsRequest.SerializeToString,
+            auction_dot_v1_dot_bidder__pb2.PlaceBidsResponse.FromString,
             options,
             channel_credentials,
             insecure,

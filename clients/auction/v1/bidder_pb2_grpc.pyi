@@ -42,6 +42,11 @@ class BidderServiceStub:
     GetItem: _grpc.UnaryUnaryMultiCallable[_bidder_pb2.GetItemRequest, _bidder_pb2.GetItemResponse]
     ListItems: _grpc.UnaryUnaryMultiCallable[_bidder_pb2.ListItemsRequest, _bidder_pb2.ListItemsResponse]
     PlaceBid: _grpc.UnaryUnaryMultiCallable[_bidder_pb2.PlaceBidRequest, _bidder_pb2.PlaceBidResponse]
+    PlaceBids: _grpc.UnaryUnaryMultiCallable[_bidder_pb2.PlaceBidsRequest, _bidder_pb2.PlaceBidsResponse]
+    """Group commit: many bids in one call, each with its own outcome, in request order.
+    Each outcome is exactly what PlaceBid would have answered for that bid alone; bids on
+    the same item are applied in request order, in one atomic Redis step per item.
+    """
 
 @_typing.type_check_only
 class BidderServiceAsyncStub(BidderServiceStub):
@@ -57,6 +62,11 @@ class BidderServiceAsyncStub(BidderServiceStub):
     GetItem: _aio.UnaryUnaryMultiCallable[_bidder_pb2.GetItemRequest, _bidder_pb2.GetItemResponse]  # type: ignore[assignment]
     ListItems: _aio.UnaryUnaryMultiCallable[_bidder_pb2.ListItemsRequest, _bidder_pb2.ListItemsResponse]  # type: ignore[assignment]
     PlaceBid: _aio.UnaryUnaryMultiCallable[_bidder_pb2.PlaceBidRequest, _bidder_pb2.PlaceBidResponse]  # type: ignore[assignment]
+    PlaceBids: _aio.UnaryUnaryMultiCallable[_bidder_pb2.PlaceBidsRequest, _bidder_pb2.PlaceBidsResponse]  # type: ignore[assignment]
+    """Group commit: many bids in one call, each with its own outcome, in request order.
+    Each outcome is exactly what PlaceBid would have answered for that bid alone; bids on
+    the same item are applied in request order, in one atomic Redis step per item.
+    """
 
 class BidderServiceServicer(metaclass=_abc_1.ABCMeta):
     """The only writer of auction state. Rejections use gRPC status codes:
@@ -93,5 +103,16 @@ class BidderServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _bidder_pb2.PlaceBidRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_bidder_pb2.PlaceBidResponse, _abc.Awaitable[_bidder_pb2.PlaceBidResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def PlaceBids(
+        self,
+        request: _bidder_pb2.PlaceBidsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_bidder_pb2.PlaceBidsResponse, _abc.Awaitable[_bidder_pb2.PlaceBidsResponse]]:
+        """Group commit: many bids in one call, each with its own outcome, in request order.
+        Each outcome is exactly what PlaceBid would have answered for that bid alone; bids on
+        the same item are applied in request order, in one atomic Redis step per item.
+        """
 
 def add_BidderServiceServicer_to_server(servicer: BidderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
