@@ -205,13 +205,14 @@ def _processes(
 
 
 HEADER = (
-    f"{'target':<8}{'conc':>6}{'req/s':>10}{'bids/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'err %':>8}"
+    f"{'target':<8}{'conc':>6}{'bids/s':>10}{'accepted/s':>12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+    f"{'err %':>8}{'WATCH conflicts':>17}"
 )
 
 
 def _print_row(run: RunFigures) -> None:
     print(
-        f"{run.target:<8}{run.concurrency:>6}{run.rps:>10.0f}{run.accepted_per_s:>10.0f}"
+        f"{run.target:<8}{run.concurrency:>6}{run.rps:>10.0f}{run.accepted_per_s:>12.0f}"
         f"{run.p50_ms:>9.2f}{run.p95_ms:>9.2f}{run.p99_ms:>9.2f}{run.error_rate * 100:>8.2f}"
         f"{'' if run.watch_conflicts is None else run.watch_conflicts:>17}",
         flush=True,
@@ -244,7 +245,7 @@ def _print_ratios(figures: list[RunFigures]) -> None:
             bare = by.get(("bare", level))
             watch = by.get(("watch", level))
             if bare:
-                print(f"lua/bare requests/s at {level}: {run.rps / bare.rps:.2f}")
+                print(f"lua/bare bids/s at {level}: {run.rps / bare.rps:.2f}")
             if watch and watch.accepted_per_s:
                 print(
                     f"lua/watch accepted bids/s at {level}: {run.accepted_per_s / watch.accepted_per_s:.2f}"
