@@ -70,6 +70,7 @@ class BidderServer:
         await self.server.stop(self.settings.shutdown_grace_seconds)
         await self.store.drain()
         await self.redis.aclose()
+        await self.redis.connection_pool.disconnect()  # the client doesn't own a pool it was given
         log.info("bidder_stopped")
 
     async def _follow_redis(self) -> None:
