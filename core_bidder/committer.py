@@ -1,21 +1,22 @@
-"""Group commit: concurrent bids share one Redis round trip and one Lua call per item.
+"""Group commit in the bidder: concurrent bids from every caller share one Redis round trip and one
+Lua call per item (`auction_common.group_commit` does the queueing).
 
-While a flush is in flight, arriving bids queue; the next flush takes the whole queue (up to
-`max_batch`), groups it by item in arrival order and hands it to the writer at once. At low load a
-bid goes out alone and at once (no timer, no added wait); under load batches grow by themselves.
-Every caller still gets its own reply, the one it would have got alone: bids on one item are applied
-in arrival order, and a bid that arrived after another had completed lands in a later flush.
+A batch is grouped by item in arrival order, so bids on one item are applied in the order they
+arrived, and a bid that arrived after another had completed lands in a later batch: every caller gets
+the reply it would have got alone.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from typing import TYPE_CHECKING
 
 from prometheus_client import Histogram
 
+from auction_common.group_commit import GroupCommit
+
 if TYPE_CHECKING:
+    import asyncio
+
     from core_bidder.keys import ItemKeys
     from core_bidder.writers import BidInput, BidWriter, Group, Reply
 
@@ -23,60 +24,33 @@ BATCH_SIZE = Histogram(
     "bidder_commit_batch_bids", "Bids per group commit", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 )
 
-_Pending = tuple["ItemKeys", "BidInput", "asyncio.Future[Reply]"]
-
 
 class GroupCommitter:
     def __init__(self, writer: BidWriter, max_batch: int = 512, max_in_flight: int = 2) -> None:
         self._writer = writer
-        self._max_batch = max_batch
-        self._max_in_flight = max_in_flight
-        self._queue: deque[_Pending] = deque()
-        self._in_flight = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._group: GroupCommit[tuple[ItemKeys, BidInput], Reply] = GroupCommit(
+            self._commit, max_batch=max_batch, max_in_flight=max_in_flight
+        )
 
     def submit(self, keys: ItemKeys, bid: BidInput) -> asyncio.Future[Reply]:
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._queue.append((keys, bid, future))
-        if self._in_flight < self._max_in_flight:
-            self._flush()
-        return future
+        return self._group.submit((keys, bid))
 
-    def _flush(self) -> None:
-        take = min(len(self._queue), self._max_batch)
-        batch = [self._queue.popleft() for _ in range(take)]
-        self._in_flight += 1
-        task = asyncio.create_task(self._commit(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _commit(self, batch: list[_Pending]) -> None:
-        by_item: dict[str, tuple[ItemKeys, list[BidInput], list[asyncio.Future[Reply]]]] = {}
-        for keys, bid, future in batch:
+    async def _commit(self, batch: list[tuple[ItemKeys, BidInput]]) -> list[Reply]:
+        BATCH_SIZE.observe(len(batch))
+        by_item: dict[str, tuple[ItemKeys, list[BidInput], list[int]]] = {}
+        for position, (keys, bid) in enumerate(batch):
             entry = by_item.get(keys.item_id)
             if entry is None:
                 entry = by_item[keys.item_id] = (keys, [], [])
             entry[1].append(bid)
-            entry[2].append(future)
+            entry[2].append(position)
         groups: list[Group] = [(keys, bids) for keys, bids, _ in by_item.values()]
-        BATCH_SIZE.observe(len(batch))
-        try:
-            results = await self._writer.place_groups(groups)
-        except Exception as exc:
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-        else:
-            for (_, _, futures), replies in zip(by_item.values(), results, strict=True):
-                for future, reply in zip(futures, replies, strict=True):
-                    if not future.done():
-                        future.set_result(reply)
-        finally:
-            self._in_flight -= 1
-            if self._queue and self._in_flight < self._max_in_flight:
-                self._flush()
+        results = await self._writer.place_groups(groups)
+        replies: list[Reply] = [[] for _ in batch]
+        for (_, _, positions), group_replies in zip(by_item.values(), results, strict=True):
+            for position, reply in zip(positions, group_replies, strict=True):
+                replies[position] = reply
+        return replies
 
     async def drain(self) -> None:
-        """Wait for every queued and in-flight bid (graceful shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._group.drain()

@@ -1,25 +1,22 @@
 """Group commit on the edge: concurrent bids share one `PlaceBids` call to the bidder.
 
-A gRPC call from Python costs far more CPU than the bid itself, on both ends. So while `max_in_flight`
-calls are out, arriving bids queue, and the next call carries the whole queue (up to `max_batch`).
-At low load a bid goes out alone and at once (no timer, no added wait); under load batches grow by
-themselves. Each caller gets exactly the outcome a single PlaceBid would have given it.
+A gRPC call from Python costs far more CPU than the bid itself, on both ends, so while calls are out,
+arriving bids queue and the next call carries them all (`auction_common.group_commit` does the
+queueing; no timer, so a lone bid goes out at once). Each caller gets exactly the outcome a single
+PlaceBid would have given it; a failed call fails its bids with the call's `grpc.aio.AioRpcError`.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from typing import TYPE_CHECKING
 
-import grpc
-
 from auction.v1 import bidder_pb2
+from auction_common.group_commit import GroupCommit
 
 if TYPE_CHECKING:
-    from auction.v1 import bidder_pb2_grpc
+    import asyncio
 
-_Pending = tuple[bidder_pb2.PlaceBidRequest, "asyncio.Future[bidder_pb2.BidOutcome]"]
+    from auction.v1 import bidder_pb2_grpc
 
 
 class BidBatcher:
@@ -32,47 +29,16 @@ class BidBatcher:
     ) -> None:
         self._stub = stub
         self._timeout = timeout
-        self._max_batch = max_batch
-        self._max_in_flight = max_in_flight
-        self._queue: deque[_Pending] = deque()
-        self._in_flight = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._group: GroupCommit[bidder_pb2.PlaceBidRequest, bidder_pb2.BidOutcome] = GroupCommit(
+            self._send, max_batch=max_batch, max_in_flight=max_in_flight
+        )
 
     def submit(self, request: bidder_pb2.PlaceBidRequest) -> asyncio.Future[bidder_pb2.BidOutcome]:
-        """The bid's outcome; fails with the call's `grpc.aio.AioRpcError` when the whole call fails."""
-        future: asyncio.Future[bidder_pb2.BidOutcome] = asyncio.get_running_loop().create_future()
-        self._queue.append((request, future))
-        if self._in_flight < self._max_in_flight:
-            self._send_next()
-        return future
+        return self._group.submit(request)
 
-    def _send_next(self) -> None:
-        take = min(len(self._queue), self._max_batch)
-        batch = [self._queue.popleft() for _ in range(take)]
-        self._in_flight += 1
-        task = asyncio.create_task(self._send(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _send(self, batch: list[_Pending]) -> None:
-        try:
-            response = await self._stub.PlaceBids(
-                bidder_pb2.PlaceBidsRequest(bids=[request for request, _ in batch]), timeout=self._timeout
-            )
-        except grpc.aio.AioRpcError as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-        else:
-            for (_, future), outcome in zip(batch, response.outcomes, strict=True):
-                if not future.done():
-                    future.set_result(outcome)
-        finally:
-            self._in_flight -= 1
-            if self._queue and self._in_flight < self._max_in_flight:
-                self._send_next()
+    async def _send(self, batch: list[bidder_pb2.PlaceBidRequest]) -> list[bidder_pb2.BidOutcome]:
+        response = await self._stub.PlaceBids(bidder_pb2.PlaceBidsRequest(bids=batch), timeout=self._timeout)
+        return list(response.outcomes)
 
     async def drain(self) -> None:
-        """Wait for every queued and in-flight bid (graceful shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._group.drain()
