@@ -34,6 +34,7 @@ WATCH_CONFLICTS = Counter(
     "bidder_watch_conflicts_total", "WATCH transactions aborted by a concurrent write and retried"
 )
 log = structlog.get_logger(__name__)
+_LOGGED_ATTEMPTS = frozenset({10, 100, 1000})  # one log line per bid at each of these conflict counts
 
 
 class BidInput(NamedTuple):
@@ -129,6 +130,8 @@ class WatchBidWriter(_Common):
                 except WatchError:
                     self.conflicts += 1
                     WATCH_CONFLICTS.inc()
+                    if _attempt + 1 in _LOGGED_ATTEMPTS:
+                        log.info("watch_contended", item_id=keys.item_id, conflicts=_attempt + 1)
                     continue
         log.warning("watch_gave_up", item_id=keys.item_id, attempts=self._max_attempts)
         raise StoreUnavailable(f"too much contention on item {keys.item_id}; try again")
