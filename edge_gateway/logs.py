@@ -20,9 +20,8 @@ def configure_logging(level: str, *, json: bool) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    )
+    console = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+    renderer: structlog.types.Processor = structlog.processors.JSONRenderer() if json else console
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
