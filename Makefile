@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup up test lint typecheck proto proto-check bench token clean
+.PHONY: setup up test lint typecheck proto proto-check sdk sdk-check bench token clean
 
 setup: $(STAMP)
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements.lock deploy/install-servers.sh
 up: setup
 	$(PY) -m devstack up
 
-test: setup proto-check lint typecheck
+test: setup proto-check sdk-check lint typecheck
 	$(PY) -m pytest
 
 lint: setup
@@ -32,6 +32,12 @@ proto: setup
 
 proto-check: setup
 	$(PY) proto/generate.py --check
+
+sdk: setup
+	$(PY) clients/generate_models.py
+
+sdk-check: setup
+	$(PY) clients/generate_models.py --check
 
 bench: setup
 	$(PY) -m auction_bench.rest_war

@@ -11,37 +11,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import secrets
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import jwt
+from auction.tokens import ROLES, mint_dev_token
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-ROLES = ("bidder", "admin")
 SECRET_ENV = "AUCTION_JWT_SECRET"
 SECRET_FILE = "jwt-secret"
 DEFAULT_STATE_DIR = Path(".state")
-_SUB = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _DESCRIPTION = "Mint an HS256 token (sub, role, iat, exp) that the local stack accepts."
 
 
 def mint_token(secret: str, sub: str, role: str, ttl_seconds: int = 3600) -> str:
-    """An HS256 JWT with `sub`, `role`, `iat` and `exp` (= now + `ttl_seconds`)."""
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-    if not _SUB.fullmatch(sub):
-        raise ValueError("sub must be 1..64 characters of [A-Za-z0-9_.@-]")
-    if ttl_seconds <= 0:
-        raise ValueError("ttl_seconds must be positive")
-    now = int(time.time())
-    claims = {"sub": sub, "role": role, "iat": now, "exp": now + ttl_seconds}
-    return jwt.encode(claims, secret, algorithm="HS256")
+    """An HS256 JWT with `sub`, `role`, `iat` and `exp` (= now + `ttl_seconds`): the SDK's dev token."""
+    return mint_dev_token(secret, sub, role, ttl_seconds)
 
 
 def secret_file(state_dir: Path) -> Path:

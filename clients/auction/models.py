@@ -1,0 +1,136 @@
+# Generated from clients/openapi.json by clients/generate_models.py. DO NOT EDIT.
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class Bid(BaseModel):
+    amount: Annotated[int, Field(title='Amount')]
+    bid_id: Annotated[str, Field(title='Bid Id')]
+    bidder: Annotated[str, Field(title='Bidder')]
+    placed_at: Annotated[AwareDatetime, Field(title='Placed At')]
+    seq: Annotated[int, Field(title='Seq')]
+
+
+class BidRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    amount: Annotated[
+        int,
+        Field(
+            description="Minor units of the item's currency (cents).",
+            ge=1,
+            le=9007199254740992,
+            title='Amount',
+        ),
+    ]
+
+
+class BidsPage(BaseModel):
+    bids: Annotated[list[Bid], Field(title='Bids')]
+    next_before_seq: Annotated[
+        int | None,
+        Field(description='Pass as `before_seq` for older bids; null when none.', title='Next Before Seq'),
+    ]
+
+
+class CreateItemRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    currency: Annotated[str, Field(description='ISO 4217 code.', pattern='^[A-Z]{3}$', title='Currency')]
+    description: Annotated[str | None, Field(max_length=5000, title='Description')] = ''
+    ends_at: Annotated[
+        AwareDatetime, Field(description='RFC 3339; after `starts_at` and in the future.', title='Ends At')
+    ]
+    min_increment: Annotated[
+        int, Field(description='Minor units.', ge=1, le=9007199254740992, title='Min Increment')
+    ]
+    starting_price: Annotated[
+        int, Field(description='Minor units.', ge=0, le=9007199254740992, title='Starting Price')
+    ]
+    starts_at: Annotated[
+        AwareDatetime | None,
+        Field(description='RFC 3339; omitted: the auction opens at once.', title='Starts At'),
+    ] = None
+    title: Annotated[str, Field(max_length=200, min_length=1, pattern='\\S', title='Title')]
+
+
+class FieldError(BaseModel):
+    loc: Annotated[list[str | int], Field(title='Loc')]
+    msg: Annotated[str, Field(title='Msg')]
+    type: Annotated[str, Field(title='Type')]
+
+
+class Health(BaseModel):
+    status: Annotated[str, Field(title='Status')]
+
+
+class Status(StrEnum):
+    scheduled = 'scheduled'
+    open = 'open'
+    closed = 'closed'
+
+
+class Item(BaseModel):
+    bid_count: Annotated[int, Field(title='Bid Count')]
+    currency: Annotated[str, Field(title='Currency')]
+    current_price: Annotated[
+        int | None, Field(description='Null before the first accepted bid.', title='Current Price')
+    ]
+    description: Annotated[str, Field(title='Description')]
+    ends_at: Annotated[AwareDatetime, Field(title='Ends At')]
+    highest_bidder: Annotated[
+        str | None, Field(description='Null before the first accepted bid.', title='Highest Bidder')
+    ]
+    id: Annotated[str, Field(title='Id')]
+    min_increment: Annotated[int, Field(title='Min Increment')]
+    min_next_bid: Annotated[
+        int,
+        Field(
+            description='starting_price before the first bid, then current_price + min_increment.',
+            title='Min Next Bid',
+        ),
+    ]
+    seq: Annotated[int, Field(description="The seq of the item's latest event (1 = created).", title='Seq')]
+    starting_price: Annotated[int, Field(title='Starting Price')]
+    starts_at: Annotated[AwareDatetime, Field(title='Starts At')]
+    status: Annotated[Status, Field(title='Status')]
+    title: Annotated[str, Field(title='Title')]
+
+
+class ItemList(BaseModel):
+    items: Annotated[list[Item], Field(title='Items')]
+    next_cursor: Annotated[
+        str | None,
+        Field(description='Pass as `cursor` for the next page; null on the last.', title='Next Cursor'),
+    ]
+
+
+class Problem(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    detail: Annotated[str, Field(title='Detail')]
+    errors: Annotated[
+        list[FieldError] | None, Field(description='With `validation-error` only.', title='Errors')
+    ] = None
+    instance: Annotated[str | None, Field(title='Instance')] = None
+    min_next_bid: Annotated[
+        int | None, Field(description='With `bid-too-low` only.', title='Min Next Bid')
+    ] = None
+    status: Annotated[int, Field(title='Status')]
+    title: Annotated[str, Field(title='Title')]
+    type: Annotated[str, Field(description='Stable slug, e.g. `bid-too-low`.', title='Type')]
+
+
+class BidResult(BaseModel):
+    amount: Annotated[int, Field(title='Amount')]
+    bid_id: Annotated[str, Field(title='Bid Id')]
+    item: Item
+    seq: Annotated[int, Field(title='Seq')]
