@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import tempfile
 from collections.abc import AsyncIterator
@@ -42,22 +43,37 @@ class RestStack:
         return item
 
 
-@pytest.fixture(scope="module", params=["lua", "watch"])
-async def rest_stack(request: pytest.FixtureRequest, redis_server: RedisServer) -> AsyncIterator[RestStack]:
+@contextlib.asynccontextmanager
+async def running_rest_stack(redis_url: str, strategy: str) -> AsyncIterator[RestStack]:
+    """A bidder process and an edge process on free ports, stopped afterwards."""
     logs = Path(tempfile.mkdtemp(prefix="auction-stack-"))
     sink = server_sink() or (lambda _name, _line: None)
     secret = secrets.token_urlsafe(32)
     bidder_port, edge_port = free_port(), free_port()
     bidder = bidder_process(
-        redis_server.url, bidder_port, strategy=request.param, sink=sink, log_path=logs / "bidder.log"
+        redis_url, bidder_port, strategy=strategy, sink=sink, log_path=logs / "bidder.log"
     )
     edge = edge_process(f"127.0.0.1:{bidder_port}", edge_port, secret, sink=sink, log_path=logs / "edge.log")
     await bidder.start()
     try:
         await edge.start()
         try:
-            yield RestStack(request.param, f"http://127.0.0.1:{edge_port}", secret)
+            yield RestStack(strategy, f"http://127.0.0.1:{edge_port}", secret)
         finally:
             await edge.stop()
     finally:
         await bidder.stop()
+
+
+@pytest.fixture(scope="module", params=["lua", "watch"])
+async def rest_stack(request: pytest.FixtureRequest, redis_server: RedisServer) -> AsyncIterator[RestStack]:
+    """The write path for each strategy."""
+    async with running_rest_stack(redis_server.url, request.param) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+async def lua_stack(redis_server: RedisServer) -> AsyncIterator[RestStack]:
+    """The write path as deployed (Lua), for tests that need it once."""
+    async with running_rest_stack(redis_server.url, "lua") as stack:
+        yield stack

@@ -27,7 +27,9 @@ class RetryPolicy:
     max_wait: float = 5.0
 
     def retrying(self) -> AsyncRetrying:
-        jitter = wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait)
+        jitter = wait_exponential_jitter(
+            multiplier=self.initial_wait, max=self.max_wait, jitter=self.initial_wait
+        )
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome is not None else None
