@@ -26,4 +26,5 @@ async def bot(url: str, token: str, me: str, item_id: str, limit: int, rounds: i
 
 
 if __name__ == "__main__":
-    asyncio.run(bot(*sys.argv[1:5], int(sys.argv[5])))
+    url, token, me, item_id, limit = sys.argv[1:6]
+    asyncio.run(bot(url, token, me, item_id, int(limit)))
