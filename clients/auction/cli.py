@@ -1,0 +1,227 @@
+"""`auction`: the platform from a terminal. Human output by default, `--json` for scripts.
+
+Exit codes: 0 done; 1 other API error; 2 usage; 3 bid or item refused (too low, not open, closed,
+invalid); 4 not found; 5 not authenticated or not allowed; 6 service unavailable or unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+from auction.errors import (
+    ApiError,
+    AuctionError,
+    BidTooLow,
+    ClientError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServerError,
+    TransportError,
+    Unauthorized,
+    ValidationFailed,
+)
+from auction.money import format_money
+from auction.rest import DEFAULT_URL, AsyncAuctionClient
+from auction.tokens import ROLES, mint_dev_token
+
+EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_REFUSED, EXIT_NOT_FOUND, EXIT_AUTH, EXIT_UNAVAILABLE = range(7)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="auction", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--url", default=os.environ.get("AUCTION_URL", DEFAULT_URL), help="edge URL (env AUCTION_URL)"
+    )
+    p.add_argument(
+        "--token", default=os.environ.get("AUCTION_TOKEN"), help="bearer token (env AUCTION_TOKEN)"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    token = sub.add_parser("token", help="mint a development token (HS256)")
+    token.add_argument("--sub", required=True)
+    token.add_argument("--role", choices=ROLES, default="bidder")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    token.add_argument(
+        "--secret", default=os.environ.get("AUCTION_JWT_SECRET"), help="env AUCTION_JWT_SECRET"
+    )
+
+    items = sub.add_parser("items", help="create, list, show items").add_subparsers(
+        dest="items_command", required=True
+    )
+    create = items.add_parser("create", help="create an item (admin)")
+    create.add_argument("--title", required=True)
+    create.add_argument("--description", default="")
+    create.add_argument("--currency", required=True)
+    create.add_argument("--starting-price", type=int, required=True, help="minor units")
+    create.add_argument("--min-increment", type=int, required=True, help="minor units")
+    create.add_argument("--starts-at", type=_timestamp, help="RFC 3339 (default: now)")
+    create.add_argument("--ends-at", type=_timestamp, required=True, help="RFC 3339")
+    listing = items.add_parser("list", help="list items, newest first")
+    listing.add_argument("--status", choices=("scheduled", "open", "closed"))
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    show = items.add_parser("show", help="one item")
+    show.add_argument("item_id")
+
+    bid = sub.add_parser("bid", help="place a bid as the token's bidder")
+    bid.add_argument("item_id")
+    bid.add_argument("amount", type=int, help="minor units")
+    bid.add_argument("--idempotency-key", help="default: a fresh one, reused by retries")
+
+    history = sub.add_parser("history", help="archived bids, newest first")
+    history.add_argument("item_id")
+    history.add_argument("--limit", type=int, default=50)
+
+    return p
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a time zone, e.g. 2030-01-01T12:00:00Z")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = parser().parse_args(argv)
+    try:
+        return asyncio.run(run(ns))
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except AuctionError as exc:
+        return _report(exc, ns.json)
+
+
+async def run(ns: argparse.Namespace) -> int:
+    if ns.command == "token":
+        if not ns.secret:
+            print("auction token: give --secret or set AUCTION_JWT_SECRET", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            print(mint_dev_token(ns.secret, ns.sub, ns.role, ns.ttl))
+        except ValueError as exc:
+            print(f"auction token: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return EXIT_OK
+    async with AsyncAuctionClient(ns.url, ns.token) as client:
+        if ns.command == "items":
+            return await _items(client, ns)
+        if ns.command == "bid":
+            result = await client.place_bid(ns.item_id, ns.amount, idempotency_key=ns.idempotency_key)
+            item = result.item
+            amount = format_money(result.amount, item.currency)
+            minimum = format_money(item.min_next_bid, item.currency)
+            _out(
+                ns.json,
+                result,
+                f"accepted: bid {result.bid_id} (seq {result.seq}) of {amount}; next minimum {minimum}",
+            )
+            return EXIT_OK
+        if ns.command == "history":
+            bids = []
+            async for entry in client.iter_bids(ns.item_id):
+                bids.append(entry)
+                if len(bids) >= ns.limit:
+                    break
+            if ns.json:
+                _print_json([b.model_dump(mode="json") for b in bids])
+            else:
+                for b in bids:
+                    print(f"{b.seq:>6}  {b.placed_at:%Y-%m-%d %H:%M:%S}  {b.bidder:<20} {b.amount}")
+            return EXIT_OK
+    return EXIT_USAGE
+
+
+async def _items(client: AsyncAuctionClient, ns: argparse.Namespace) -> int:
+    if ns.items_command == "create":
+        item = await client.create_item(
+            ns.title, description=ns.description, currency=ns.currency, starting_price=ns.starting_price,
+            min_increment=ns.min_increment, starts_at=ns.starts_at, ends_at=ns.ends_at,
+        )  # fmt: skip
+        _out(
+            ns.json,
+            item,
+            f"created {item.id}: {item.title} ({item.status.value}, ends {item.ends_at:%Y-%m-%d %H:%M:%SZ})",
+        )
+        return EXIT_OK
+    if ns.items_command == "show":
+        item = await client.get_item(ns.item_id)
+        _out(ns.json, item, _describe(item))
+        return EXIT_OK
+    found = []
+    async for item in client.iter_items(status=ns.status, page_size=min(ns.limit, 200)):
+        found.append(item)
+        if len(found) >= ns.limit:
+            break
+    if ns.json:
+        _print_json([i.model_dump(mode="json") for i in found])
+    else:
+        for i in found:
+            price = format_money(i.current_price, i.currency) if i.current_price is not None else "no bids"
+            print(f"{i.id:<22} {i.status.value:<9} {price:>16}  {i.title}")
+    return EXIT_OK
+
+
+def _describe(item: Any) -> str:
+    price = (
+        format_money(item.current_price, item.currency) if item.current_price is not None else "no bids yet"
+    )
+    lines = [
+        f"{item.title} ({item.id})",
+        f"  status        {item.status.value}",
+        f"  current price {price}" + (f" by {item.highest_bidder}" if item.highest_bidder else ""),
+        f"  next minimum  {format_money(item.min_next_bid, item.currency)}",
+        f"  bids          {item.bid_count}",
+        f"  window        {item.starts_at:%Y-%m-%d %H:%M:%SZ} .. {item.ends_at:%Y-%m-%d %H:%M:%SZ}",
+    ]
+    return "\n".join(lines)
+
+
+def _out(as_json: bool, model: BaseModel, text: str) -> None:
+    if as_json:
+        _print_json(model.model_dump(mode="json"))
+    else:
+        print(text)
+
+
+def _print_json(value: object) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _report(exc: AuctionError, as_json: bool) -> int:
+    if as_json and isinstance(exc, ApiError):
+        _print_json({"error": exc.problem})
+    elif isinstance(exc, BidTooLow):
+        print(f"refused: bid too low; the minimum next bid is {exc.min_next_bid}", file=sys.stderr)
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+    if isinstance(exc, Conflict | ValidationFailed):
+        return EXIT_REFUSED
+    if isinstance(exc, NotFound):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, Unauthorized | Forbidden):
+        return EXIT_AUTH
+    if isinstance(exc, TransportError | ServerError):
+        return EXIT_UNAVAILABLE
+    if isinstance(exc, ClientError):
+        return EXIT_API
+    return EXIT_API
+
+
+if __name__ == "__main__":
+    sys.exit(main())
