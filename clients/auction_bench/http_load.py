@@ -21,6 +21,8 @@ class WorkerResult:
     latencies_ms: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0
+    # Every accepted bid, warm-up included, as (seq, amount): the correctness verdict's input.
+    accepted: list[tuple[int, int]] = field(default_factory=list)
 
 
 class Connection:
@@ -90,16 +92,20 @@ async def bidder_loop(
                 result.latencies_ms.append((done - now) * 1000)
                 result.statuses[status] = result.statuses.get(status, 0) + 1
             if status in (201, 409) and body[:1] == b"{":
-                next_amount = _next_amount(body, next_amount, amount, increment)
+                next_amount = _next_amount(body, next_amount, amount, increment, result, status == 201)
     finally:
         await conn.close()
 
 
-def _next_amount(body: bytes, fallback: int, sent: int, increment: int) -> int:
+def _next_amount(
+    body: bytes, fallback: int, sent: int, increment: int, result: WorkerResult, accepted: bool
+) -> int:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         return fallback
+    if accepted and "seq" in doc and "amount" in doc:
+        result.accepted.append((int(doc["seq"]), int(doc["amount"])))
     if "min_next_bid" in doc:
         return int(doc["min_next_bid"])
     item = doc.get("item")

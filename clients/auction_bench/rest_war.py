@@ -17,6 +17,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import httpx
 import uvloop
 
 from auction_bench.http_load import WorkerResult, bidder_loop, percentile
+from auction_bench.verdict import war_verdict
 from devstack.ports import free_port
 from devstack.processes import ServiceProcess, http_ok
 from devstack.servers import RedisServer
@@ -49,6 +51,10 @@ class RunFigures:
     error_rate: float
     statuses: dict[int, int]
     watch_conflicts: int | None = None
+    redis_cpu_pct: float | None = None
+    slowlog_count: int | None = None
+    slowlog_max_ms: float | None = None
+    verdict: str = "n/a"
 
 
 def _worker(args: tuple[int, str, list[str], float, float, int]) -> WorkerResult:
@@ -141,15 +147,23 @@ def quiet(_name: str, _line: str) -> None:
     return None
 
 
-async def bench(ns: argparse.Namespace) -> list[RunFigures]:
-    levels = [int(x) for x in ns.concurrency.split(",")]
-    targets = [t for t in ns.targets.split(",") if t]
+async def bench(
+    targets: list[str],
+    levels: list[int],
+    duration: float,
+    warmup: float,
+    procs: int,
+    on_run: Callable[[RunFigures], None] | None = None,
+) -> list[RunFigures]:
+    """Each target, each concurrency level, one fresh item per run; figures and verdicts per run."""
     secret = secrets.token_urlsafe(32)
     tokens = [mint_token(secret, f"bidder{i}", "bidder", ttl_seconds=7200) for i in range(max(levels))]
     figures: list[RunFigures] = []
     with tempfile.TemporaryDirectory(prefix="auction-bench-") as tmp:
         redis = RedisServer(Path(tmp) / "redis")
         await redis.start()
+        probe = RedisProbe(redis.url)
+        await probe.configure()
         try:
             for target in targets:
                 processes, metrics = _processes(target, redis.url, secret, Path(tmp))
@@ -157,26 +171,73 @@ async def bench(ns: argparse.Namespace) -> list[RunFigures]:
                     await p.start()
                 try:
                     port = int(processes[-1].endpoint.rsplit(":", 1)[1])  # type: ignore[union-attr]
+                    base_url = f"http://{HOST}:{port}"
                     for level in levels:
-                        path = "/items/bench/bid"
-                        if target != "bare":
-                            path = f"/items/{await _create_item(f'http://{HOST}:{port}', secret)}/bid"
+                        item_id = "bench" if target == "bare" else await _create_item(base_url, secret)
+                        path = f"/items/{item_id}/bid"
                         conflicts_before = await watch_conflicts(metrics)
+                        cpu_before = await probe.start_run()
                         results = await asyncio.to_thread(
-                            drive, port, path, tokens[:level], ns.duration, ns.warmup, ns.procs
+                            drive, port, path, tokens[:level], duration, warmup, procs
                         )
-                        run = summarize(target, level, ns.duration, results)
+                        run = summarize(target, level, duration, results)
+                        run.redis_cpu_pct, run.slowlog_count, run.slowlog_max_ms = await probe.end_run(
+                            cpu_before, duration + warmup
+                        )
                         conflicts_after = await watch_conflicts(metrics)
                         if conflicts_before is not None and conflicts_after is not None:
                             run.watch_conflicts = conflicts_after - conflicts_before
+                        if target != "bare":
+                            accepted = [a for r in results for a in r.accepted]
+                            run.verdict = str(war_verdict(accepted, await _get_item(base_url, item_id), 10))
                         figures.append(run)
-                        _print_row(run)
+                        if on_run is not None:
+                            on_run(run)
                 finally:
                     for p in reversed(processes):
                         await p.stop()
         finally:
+            await probe.close()
             await redis.stop()
     return figures
+
+
+async def _get_item(base_url: str, item_id: str) -> dict[str, object]:
+    async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
+        response = await client.get(f"{base_url}/items/{item_id}")
+        response.raise_for_status()
+        item: dict[str, object] = response.json()
+        return item
+
+
+class RedisProbe:
+    """Redis's own view of a run: CPU seconds from INFO cpu, slow commands from SLOWLOG."""
+
+    def __init__(self, url: str) -> None:
+        from redis.asyncio import Redis
+
+        self._redis = Redis.from_url(url, decode_responses=True)
+
+    async def configure(self) -> None:
+        await self._redis.config_set("slowlog-log-slower-than", 1000)  # 1 ms
+        await self._redis.config_set("slowlog-max-len", 1024)
+
+    async def _cpu(self) -> float:
+        info = await self._redis.info("cpu")
+        return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+    async def start_run(self) -> float:
+        await self._redis.slowlog_reset()
+        return await self._cpu()
+
+    async def end_run(self, cpu_before: float, seconds: float) -> tuple[float, int, float]:
+        cpu_pct = (await self._cpu() - cpu_before) / seconds * 100
+        entries = await self._redis.slowlog_get(1024)
+        slowest = max((e["duration"] for e in entries), default=0) / 1000
+        return cpu_pct, len(entries), slowest
+
+    async def close(self) -> None:
+        await self._redis.aclose()
 
 
 def _processes(
@@ -206,7 +267,7 @@ def _processes(
 
 HEADER = (
     f"{'target':<8}{'conc':>6}{'bids/s':>10}{'accepted/s':>12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-    f"{'err %':>8}{'WATCH conflicts':>17}"
+    f"{'err %':>8}{'WATCH conflicts':>17}{'redis cpu %':>13}  verdict"
 )
 
 
@@ -214,7 +275,8 @@ def _print_row(run: RunFigures) -> None:
     print(
         f"{run.target:<8}{run.concurrency:>6}{run.rps:>10.0f}{run.accepted_per_s:>12.0f}"
         f"{run.p50_ms:>9.2f}{run.p95_ms:>9.2f}{run.p99_ms:>9.2f}{run.error_rate * 100:>8.2f}"
-        f"{'' if run.watch_conflicts is None else run.watch_conflicts:>17}",
+        f"{'' if run.watch_conflicts is None else run.watch_conflicts:>17}"
+        f"{run.redis_cpu_pct or 0:>13.0f}  {run.verdict}",
         flush=True,
     )
 
@@ -231,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     ns = parser.parse_args(argv)
     print(HEADER, flush=True)
-    figures = asyncio.run(bench(ns))
+    levels = [int(x) for x in ns.concurrency.split(",")]
+    targets = [t for t in ns.targets.split(",") if t]
+    figures = asyncio.run(bench(targets, levels, ns.duration, ns.warmup, ns.procs, _print_row))
     if ns.json:
         ns.json.write_text(json.dumps([asdict(f) for f in figures], indent=2))
     _print_ratios(figures)
@@ -248,7 +312,8 @@ def _print_ratios(figures: list[RunFigures]) -> None:
                 print(f"lua/bare bids/s at {level}: {run.rps / bare.rps:.2f}")
             if watch and watch.accepted_per_s:
                 print(
-                    f"lua/watch accepted bids/s at {level}: {run.accepted_per_s / watch.accepted_per_s:.2f}"
+                    f"lua/watch at {level}: bids/s {run.rps / watch.rps:.2f}, "
+                    f"accepted/s {run.accepted_per_s / watch.accepted_per_s:.2f}"
                 )
 
 
