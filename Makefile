@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup up test lint typecheck proto proto-check sdk sdk-check bench token clean
+.PHONY: setup up test lint typecheck proto proto-check sdk sdk-check bench experiments token clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,10 @@ sdk-check: setup
 
 bench: setup
 	$(PY) -m auction_bench.rest_war
+
+# All experiments, one report: reports/<timestamp>/report.md (SCALE=quick for a shorter run).
+experiments: setup
+	$(PY) -m auction_bench.experiments --scale $(or $(SCALE),full)
 
 token: setup
 	$(PY) -m devstack.tokens --role bidder --sub alice

@@ -113,7 +113,7 @@ def summarize(target: str, concurrency: int, duration: float, results: list[Work
     )
 
 
-async def _create_item(base_url: str, secret: str) -> str:
+async def create_item(base_url: str, secret: str) -> str:
     token = mint_token(secret, "bench-admin", "admin", ttl_seconds=3600)
     async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
         response = await client.post(
@@ -166,14 +166,14 @@ async def bench(
         await probe.configure()
         try:
             for target in targets:
-                processes, metrics = _processes(target, redis.url, secret, Path(tmp))
+                processes, metrics = target_processes(target, redis.url, secret, Path(tmp))
                 for p in processes:
                     await p.start()
                 try:
                     port = int(processes[-1].endpoint.rsplit(":", 1)[1])  # type: ignore[union-attr]
                     base_url = f"http://{HOST}:{port}"
                     for level in levels:
-                        item_id = "bench" if target == "bare" else await _create_item(base_url, secret)
+                        item_id = "bench" if target == "bare" else await create_item(base_url, secret)
                         path = f"/items/{item_id}/bid"
                         conflicts_before = await watch_conflicts(metrics)
                         cpu_before = await probe.start_run()
@@ -189,7 +189,7 @@ async def bench(
                             run.watch_conflicts = conflicts_after - conflicts_before
                         if target != "bare":
                             accepted = [a for r in results for a in r.accepted]
-                            run.verdict = str(war_verdict(accepted, await _get_item(base_url, item_id), 10))
+                            run.verdict = str(war_verdict(accepted, await get_item(base_url, item_id), 10))
                         figures.append(run)
                         if on_run is not None:
                             on_run(run)
@@ -202,7 +202,7 @@ async def bench(
     return figures
 
 
-async def _get_item(base_url: str, item_id: str) -> dict[str, object]:
+async def get_item(base_url: str, item_id: str) -> dict[str, object]:
     async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
         response = await client.get(f"{base_url}/items/{item_id}")
         response.raise_for_status()
@@ -240,7 +240,7 @@ class RedisProbe:
         await self._redis.aclose()
 
 
-def _processes(
+def target_processes(
     target: str, redis_url: str, secret: str, tmp: Path
 ) -> tuple[list[ServiceProcess], str | None]:
     """The processes under test, the last one taking the load; and the bidder's metrics URL."""
