@@ -51,3 +51,8 @@ token: setup
 
 clean:
 	rm -rf $(VENV) .state .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: deploy-check
+# Offline checks of deploy/ (compose, kustomize + schemas, terraform fmt + HCL structure, hadolint).
+deploy-check: setup
+	$(PY) deploy/validate.py
