@@ -5,13 +5,17 @@ While `max_in_flight` commits are out, submitted items queue; the next commit ta
 grow by themselves. `commit` gets the items in submission order and returns one result per item in the
 same order; if it raises, every item of that batch fails with the same exception. Used by the edge
 (bids -> one PlaceBids call) and by the bidder (bids -> one Lua call per item).
+
+With `key`, items of one key are committed strictly in submission order: a batch never takes an item
+whose key is in a commit still in flight, so two commits for one key never race (other keys still
+overlap). The bidder keys by item, so bids on one item are applied in the order they arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -25,8 +29,11 @@ class GroupCommit(Generic[Item, Result]):
         *,
         max_batch: int,
         max_in_flight: int,
+        key: Callable[[Item], Hashable] | None = None,
     ) -> None:
         self._commit = commit
+        self._key = key
+        self._busy_keys: set[Hashable] = set()
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._queue: deque[tuple[Item, asyncio.Future[Result]]] = deque()
@@ -41,14 +48,39 @@ class GroupCommit(Generic[Item, Result]):
         return future
 
     def _start(self) -> None:
-        take = min(len(self._queue), self._max_batch)
-        batch = [self._queue.popleft() for _ in range(take)]
+        if self._key is None:
+            take = min(len(self._queue), self._max_batch)
+            batch = [self._queue.popleft() for _ in range(take)]
+            keys: set[Hashable] = set()
+        else:
+            batch, keys = self._take_free_keys()
+            if not batch:
+                return  # every queued key is in flight; the commit that frees one starts the next
         self._in_flight += 1
-        task = asyncio.create_task(self._run(batch))
+        task = asyncio.create_task(self._run(batch, keys))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+    def _take_free_keys(self) -> tuple[list[tuple[Item, asyncio.Future[Result]]], set[Hashable]]:
+        """Queued items whose key has no commit in flight, in order, up to `max_batch`."""
+        assert self._key is not None
+        batch: list[tuple[Item, asyncio.Future[Result]]] = []
+        kept: deque[tuple[Item, asyncio.Future[Result]]] = deque()
+        blocked = set(self._busy_keys)
+        keys: set[Hashable] = set()
+        for entry in self._queue:
+            key = self._key(entry[0])
+            if key in blocked or len(batch) >= self._max_batch:
+                kept.append(entry)
+                blocked.add(key)  # later items of this key must not overtake this one
+            else:
+                batch.append(entry)
+                keys.add(key)
+        self._queue = kept
+        self._busy_keys |= keys
+        return batch, keys
+
+    async def _run(self, batch: list[tuple[Item, asyncio.Future[Result]]], keys: set[Hashable]) -> None:
         try:
             results = await self._commit([item for item, _ in batch])
         except Exception as exc:
@@ -61,6 +93,7 @@ class GroupCommit(Generic[Item, Result]):
                     future.set_result(result)
         finally:
             self._in_flight -= 1
+            self._busy_keys -= keys
             if self._queue and self._in_flight < self._max_in_flight:
                 self._start()
 

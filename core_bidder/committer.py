@@ -1,9 +1,10 @@
 """Group commit in the bidder: concurrent bids from every caller share one Redis round trip and one
 Lua call per item (`auction_common.group_commit` does the queueing).
 
-A batch is grouped by item in arrival order, so bids on one item are applied in the order they
-arrived, and a bid that arrived after another had completed lands in a later batch: every caller gets
-the reply it would have got alone.
+A batch is grouped by item in arrival order, and an item is never in two commits at once, so bids on
+one item are applied in the order they arrived (within one PlaceBids call: in request order); a bid
+that arrived after another had completed lands in a later batch. Every caller gets the reply it would
+have got alone.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class GroupCommitter:
     def __init__(self, writer: BidWriter, max_batch: int = 512, max_in_flight: int = 2) -> None:
         self._writer = writer
         self._group: GroupCommit[tuple[ItemKeys, BidInput], Reply] = GroupCommit(
-            self._commit, max_batch=max_batch, max_in_flight=max_in_flight
+            self._commit, max_batch=max_batch, max_in_flight=max_in_flight, key=_item_of
         )
 
     def submit(self, keys: ItemKeys, bid: BidInput) -> asyncio.Future[Reply]:
@@ -54,3 +55,8 @@ class GroupCommitter:
 
     async def drain(self) -> None:
         await self._group.drain()
+
+
+def _item_of(entry: tuple[ItemKeys, BidInput]) -> str:
+    """Commits are serialized per item: two Lua calls for one item never race on two connections."""
+    return entry[0].item_id

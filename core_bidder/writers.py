@@ -98,10 +98,10 @@ class WatchBidWriter(_Common):
         self.conflicts = 0
 
     async def place_groups(self, groups: Sequence[Group]) -> list[list[Reply]]:
-        """Every bid its own optimistic transaction, all at once, as independent clients would."""
+        """Every bid its own optimistic transaction; one item's bids in order, items at once."""
 
         async def group(keys: ItemKeys, bids: Sequence[BidInput]) -> list[Reply]:
-            return list(await asyncio.gather(*(self.place_bid(keys, *bid) for bid in bids)))
+            return [await self.place_bid(keys, *bid) for bid in bids]
 
         return list(await asyncio.gather(*(group(keys, bids) for keys, bids in groups)))
 

@@ -321,3 +321,19 @@ async def test_concurrent_single_bids_are_group_committed_without_changing_outco
             assert reason_of(a)[1] == "BID_TOO_LOW"
     got = (await bidder.stub.GetItem(bidder_pb2.GetItemRequest(item_id=item.id))).item
     assert (got.seq, got.current_price) == (accepted[-1].seq, accepted[-1].amount)
+
+
+async def test_place_bids_on_one_item_are_applied_in_request_order(bidder: BidderHandle) -> None:
+    """Rising bids in one call all win, one after another, even when they are committed in pieces."""
+    item = await new_item(bidder)
+    for _ in range(5):
+        start = (await bidder.stub.GetItem(bidder_pb2.GetItemRequest(item_id=item.id))).item.min_next_bid
+        bids = [
+            bidder_pb2.PlaceBidRequest(item_id=item.id, bidder=f"r{i}", amount=start + 10 * i)
+            for i in range(6)
+        ]
+        response = await bidder.stub.PlaceBids(bidder_pb2.PlaceBidsRequest(bids=bids))
+        assert [o.WhichOneof("outcome") for o in response.outcomes] == ["accepted"] * 6
+        seqs = [o.accepted.seq for o in response.outcomes]
+        assert seqs == sorted(seqs)
+        assert seqs == list(range(seqs[0], seqs[0] + 6))

@@ -68,3 +68,17 @@ async def test_a_failed_call_fails_only_its_own_items() -> None:
         await first
     assert await asyncio.gather(*rest) == [10, 20, 30, 40]
     await group.drain()
+
+
+async def test_items_of_one_key_are_never_in_two_commits_at_once() -> None:
+    """With a key, a key's items are committed in submission order; other keys still overlap."""
+    recorder = Recorder()
+    group: GroupCommit[int, int] = GroupCommit(
+        recorder.commit, max_batch=2, max_in_flight=4, key=lambda x: x % 2
+    )
+    results = await asyncio.gather(*(group.submit(i) for i in range(12)))
+    assert results == [i * 10 for i in range(12)]
+    for parity in (0, 1):
+        order = [x for batch in recorder.batches for x in batch if x % 2 == parity]
+        assert order == sorted(order)
+    assert recorder.most_running >= 2
