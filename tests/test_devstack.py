@@ -594,11 +594,12 @@ def _has_main(package: str) -> bool:
 async def test_up_runs_the_whole_platform_and_stops_on_sigint(tmp_path: Path) -> None:
     """Full `up`: servers, bidder and edge become ready, the summary prints; SIGINT exits 0, nothing leaks."""
     state = tmp_path / "state"
-    edge_port = free_port()
-    async with _devstack_up(state, "--edge-port", str(edge_port)) as up:
+    edge_port, fanout_port = free_port(), free_port()
+    async with _devstack_up(state, "--edge-port", str(edge_port), "--fanout-port", str(fanout_port)) as up:
         await up.wait_for(READY_MARKER, scaled(120))
         endpoints = json.loads((state / "endpoints.json").read_text())
         assert endpoints["edge"] == f"http://127.0.0.1:{edge_port}"
+        assert endpoints["fanout"] == f"ws://127.0.0.1:{fanout_port}"
         children = _descendants(up.proc.pid)
         up.proc.send_signal(signal.SIGINT)
         assert await up.finish(scaled(60)) == 0, "\n".join(up.lines[-40:])

@@ -3,7 +3,8 @@
 REST: `AsyncAuctionClient` (and `AuctionClient`, its blocking wrapper) with typed models generated from
 the edge's OpenAPI document, retries for calls that are safe to repeat, and automatic idempotency keys
 for bids. Errors are `AuctionError` subclasses that mirror the API's problem types. gRPC for internal
-callers: the generated `auction.v1` package and `auction.rpc.connect`.
+callers: the generated `auction.v1` package and `auction.rpc.connect`. Live: `watch_item`, an async
+iterator over an item's events from the WebSocket fan-out that reconnects and resumes by itself.
 """
 
 from auction.errors import (
@@ -24,6 +25,19 @@ from auction.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from auction.live import (
+    BidPlaced,
+    ItemCreated,
+    ItemEvent,
+    ItemStream,
+    LiveEvent,
+    LiveItemNotFound,
+    LiveStreamError,
+    OtherEvent,
+    Reset,
+    Snapshot,
+    watch_item,
+)
 from auction.models import Bid, BidResult, BidsPage, Item, ItemList, Status
 from auction.rest import AsyncAuctionClient
 from auction.retry import RetryPolicy
@@ -38,6 +52,7 @@ __all__ = [
     "AuctionError",
     "AuctionNotOpen",
     "Bid",
+    "BidPlaced",
     "BidResult",
     "BidTooLow",
     "BidsPage",
@@ -46,15 +61,25 @@ __all__ = [
     "Forbidden",
     "IdempotencyKeyReused",
     "Item",
+    "ItemCreated",
+    "ItemEvent",
     "ItemList",
+    "ItemStream",
+    "LiveEvent",
+    "LiveItemNotFound",
+    "LiveStreamError",
     "NotFound",
+    "OtherEvent",
     "RateLimited",
+    "Reset",
     "RetryPolicy",
     "ServerError",
     "ServiceUnavailable",
+    "Snapshot",
     "Status",
     "TransportError",
     "Unauthorized",
     "ValidationFailed",
     "mint_dev_token",
+    "watch_item",
 ]

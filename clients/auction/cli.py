@@ -30,9 +30,11 @@ from auction.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from auction.live import LiveItemNotFound
 from auction.money import format_money
 from auction.rest import DEFAULT_URL, AsyncAuctionClient
 from auction.tokens import ROLES, mint_dev_token
+from auction.watch import watch
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_REFUSED, EXIT_NOT_FOUND, EXIT_AUTH, EXIT_UNAVAILABLE = range(7)
 
@@ -84,6 +86,11 @@ def parser() -> argparse.ArgumentParser:
     history.add_argument("item_id")
     history.add_argument("--limit", type=int, default=50)
 
+    watch = sub.add_parser("watch", help="live view of an item's price and last bids")
+    watch.add_argument("item_id")
+    watch.add_argument("--ws-url", default=os.environ.get("AUCTION_WS_URL", "ws://127.0.0.1:8081"),
+                       help="fan-out URL (env AUCTION_WS_URL)")  # fmt: skip
+    watch.add_argument("--count", type=int, default=0, help="stop after this many bids (default: never)")
     return p
 
 
@@ -118,6 +125,8 @@ async def run(ns: argparse.Namespace) -> int:
             print(f"auction token: {exc}", file=sys.stderr)
             return EXIT_USAGE
         return EXIT_OK
+    if ns.command == "watch":
+        return await watch(ns.ws_url, ns.item_id, as_json=ns.json, count=ns.count)
     async with AsyncAuctionClient(ns.url, ns.token) as client:
         if ns.command == "items":
             return await _items(client, ns)
@@ -212,7 +221,7 @@ def _report(exc: AuctionError, as_json: bool) -> int:
         print(f"error: {exc}", file=sys.stderr)
     if isinstance(exc, Conflict | ValidationFailed):
         return EXIT_REFUSED
-    if isinstance(exc, NotFound):
+    if isinstance(exc, NotFound | LiveItemNotFound):
         return EXIT_NOT_FOUND
     if isinstance(exc, Unauthorized | Forbidden):
         return EXIT_AUTH

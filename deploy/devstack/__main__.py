@@ -22,6 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--state-dir", type=Path, default=Path(".state"), help="data and logs (default: .state)")
     run.add_argument("--edge-port", type=int, default=8080, help="REST port of the edge (default: 8080)")
+    run.add_argument(
+        "--fanout-port", type=int, default=8081, help="WebSocket port of the fan-out (default: 8081)"
+    )
     run.add_argument("--strategy", choices=("lua", "watch"), default="lua", help="bidder's Redis strategy")
     run.add_argument("--partitions", type=int, default=None, help="BIDDER_PARTITIONS (default: the bidder's)")
     run.add_argument("--servers-only", action="store_true", help="start only Redis, NATS and Postgres")
@@ -34,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = UpOptions(
         state_dir=args.state_dir,
         edge_port=args.edge_port,
+        fanout_port=args.fanout_port,
         strategy=args.strategy,
         partitions=args.partitions,
         servers_only=args.servers_only,

@@ -27,6 +27,7 @@ from devstack.ports import LOCALHOST, free_port, port_is_free
 from devstack.processes import ServiceProcess
 from devstack.servers import NatsServer, PostgresServer, RedisServer
 from devstack.services import bidder_process, edge_process
+from devstack.services_fanout import fanout_process
 from devstack.tokens import SECRET_ENV, ensure_local_secret
 
 if TYPE_CHECKING:
@@ -43,6 +44,9 @@ class UpOptions:
 
     state_dir: Path
     edge_port: int = 8080
+    fanout_port: int = 8081
+    # Fan-out processes sharing the port (SO_REUSEPORT): one per core.
+    fanout_processes: int = 2
     strategy: str = "lua"
     partitions: int | None = None
     servers_only: bool = False
@@ -106,9 +110,24 @@ def _edge(ctx: StackContext) -> ServiceProcess:
     )
 
 
+def _fanout(index: int) -> Callable[[StackContext], ServiceProcess]:
+    def build(ctx: StackContext) -> ServiceProcess:
+        name = "fanout" if index == 0 else f"fanout-{index + 1}"
+        port = ctx.options.fanout_port
+        ctx.endpoints["fanout"] = f"ws://{LOCALHOST}:{port}"
+        return fanout_process(
+            ctx.redis.url, ctx.endpoints["bidder"], port, partitions=ctx.options.partitions,
+            sink=ctx.sink, log_path=ctx.log_path(name), name=name,
+        )  # fmt: skip
+
+    return build
+
+
 SERVICES: list[ServiceSpec] = [
     ServiceSpec("bidder", "core_bidder", _bidder),
     ServiceSpec("edge", "edge_gateway", _edge),
+    ServiceSpec("fanout", "fanout", _fanout(0)),
+    ServiceSpec("fanout-2", "fanout", _fanout(1)),
 ]
 
 
@@ -123,6 +142,11 @@ def preflight(options: UpOptions) -> None:
         raise PortTakenError(
             f"port {port} on {LOCALHOST} is already in use (another stack still running?); "
             f"start with another edge port, e.g. `python -m devstack up --edge-port {free_port()}`"
+        )
+    if not port_is_free(options.fanout_port):
+        raise PortTakenError(
+            f"port {options.fanout_port} on {LOCALHOST} is already in use; "
+            f"start with another fan-out port, e.g. `--fanout-port {free_port()}`"
         )
     for spec in SERVICES:
         if importlib.util.find_spec(f"{spec.module}.__main__") is None:

@@ -34,6 +34,7 @@ def render(options: UpOptions, endpoints: Mapping[str, str], *, secret_from_env:
     lines = [f"{READY_MARKER} (Ctrl-C stops everything)", ""]
     rows = [
         ("edge (REST)", endpoints.get("edge", ""), "docs: /docs"),
+        ("fanout (WS)", endpoints.get("fanout", ""), "/ws/items/{id}, 2 processes"),
         ("bidder (gRPC)", endpoints.get("bidder", ""), "health + reflection"),
         ("redis", endpoints["redis"], ""),
         ("nats", endpoints["nats"], f"monitor {endpoints['nats_monitor']}"),

@@ -1,0 +1,197 @@
+"""Lean WebSocket viewers for the fan-out benchmark, run in worker processes.
+
+A general client (websockets' own, the SDK) spends more CPU per message than the server does per
+viewer, and on a 2-core machine that would measure the clients. These are bare asyncio protocols on
+uvloop: a hand-written handshake, a frame parser that reads only what it needs (opcode, length, the
+`seq` of each event), pongs for the server's pings, and the arrival time of every event (taken once per
+`data_received`, on the system-wide monotonic clock the benchmark also uses for acceptance times).
+
+Each viewer checks its own stream as it goes: every event must carry the next `seq` after the previous
+one; anything else counts as a gap (dropped) or a repeat/reorder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import resource
+import struct
+import time
+from array import array
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any, cast
+
+import orjson
+import uvloop
+
+_SEQ = b'"seq":'
+_BATCH = b'{"type":"batch"'
+_SNAPSHOT = b'{"type":"snapshot"'
+MAX_OPEN_FILES = 20_000
+
+
+@dataclass
+class Tally:
+    """What one worker process saw, over all its viewers."""
+
+    connected: int = 0
+    failed: int = 0
+    closed: int = 0
+    snapshots: int = 0
+    gaps: int = 0
+    repeats: int = 0
+    arrivals: dict[int, array[float]] = field(default_factory=dict)
+    last_seqs: list[int] = field(default_factory=list)
+
+    def arrived(self, seq: int, when: float) -> None:
+        times = self.arrivals.get(seq)
+        if times is None:
+            times = self.arrivals[seq] = array("d")
+        times.append(when)
+
+
+class LeanViewer(asyncio.Protocol):
+    def __init__(self, request: bytes, tally: Tally, ready: asyncio.Future[None]) -> None:
+        self._request = request
+        self._tally = tally
+        self._ready = ready
+        self._buffer = b""
+        self._open = False
+        self.last_seq = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast("asyncio.Transport", transport)
+        self.transport.write(self._request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._tally.closed += 1
+        if not self._ready.done():
+            self._ready.set_exception(ConnectionError("closed during the handshake"))
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        buf = self._buffer + data if self._buffer else data
+        if not self._open:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                self._buffer = buf
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                self._ready.set_exception(ConnectionError(buf[:40].decode(errors="replace")))
+                assert self.transport is not None
+                self.transport.close()
+                return
+            self._open = True
+            buf = buf[end + 4 :]
+        pos, size = 0, len(buf)
+        while size - pos >= 2:
+            b1, b2 = buf[pos], buf[pos + 1]
+            length, head = b2 & 0x7F, 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length, head = struct.unpack_from("!H", buf, pos + 2)[0], 4
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                length, head = struct.unpack_from("!Q", buf, pos + 2)[0], 10
+            if size - pos < head + length:
+                break
+            payload = buf[pos + head : pos + head + length]
+            pos += head + length
+            opcode = b1 & 0x0F
+            if opcode == 1:
+                self._message(payload, now)
+            elif opcode == 9:  # ping: answer with a pong (client frames are masked; a zero mask is valid)
+                assert self.transport is not None
+                self.transport.write(bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
+        self._buffer = buf[pos:]
+
+    def _message(self, payload: bytes, now: float) -> None:
+        if payload.startswith(_BATCH):
+            for event in orjson.loads(payload)["events"]:
+                self._event(int(event["seq"]), now)
+        elif payload.startswith(_SNAPSHOT):
+            self.last_seq = int(orjson.loads(payload)["seq"])
+            self._tally.snapshots += 1
+            if not self._ready.done():
+                self._ready.set_result(None)
+        else:
+            start = payload.find(_SEQ) + len(_SEQ)
+            end = payload.find(b",", start)
+            self._event(int(payload[start:end]), now)
+
+    def _event(self, seq: int, now: float) -> None:
+        last = self.last_seq
+        if seq == last + 1:
+            self.last_seq = seq
+            self._tally.arrived(seq, now)
+        elif seq > last + 1:
+            self._tally.gaps += seq - last - 1
+            self.last_seq = seq
+            self._tally.arrived(seq, now)
+        else:
+            self._tally.repeats += 1
+
+
+def _request(host: str, port: int, item_id: str) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET /ws/items/{item_id} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+def raise_file_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, MAX_OPEN_FILES) if hard != resource.RLIM_INFINITY else MAX_OPEN_FILES
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return want
+
+
+async def _open_all(
+    host: str, port: int, item_id: str, count: int, tally: Tally, parallel: int
+) -> list[LeanViewer]:
+    loop = asyncio.get_running_loop()
+    viewers: list[LeanViewer] = []
+    gate = asyncio.Semaphore(parallel)
+
+    async def one() -> None:
+        async with gate:
+            ready: asyncio.Future[None] = loop.create_future()
+            protocol = LeanViewer(_request(host, port, item_id), tally, ready)
+            try:
+                await loop.create_connection(lambda: protocol, host, port)
+                await asyncio.wait_for(ready, 30)
+            except (OSError, TimeoutError, ConnectionError):
+                tally.failed += 1
+                return
+            tally.connected += 1
+            viewers.append(protocol)
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return viewers
+
+
+def worker(pipe: Connection, host: str, port: int, item_id: str, count: int) -> None:
+    """Worker process: open `count` viewers, say "ready", record until told "report", send the tally."""
+    raise_file_limit()
+
+    async def run() -> None:
+        tally = Tally()
+        viewers = await _open_all(host, port, item_id, count, tally, parallel=100)
+        pipe.send(("ready", tally.connected, tally.failed))
+        loop = asyncio.get_running_loop()
+        command: Any = await loop.run_in_executor(None, pipe.recv)
+        assert command == "report"
+        tally.last_seqs = [v.last_seq for v in viewers]
+        for viewer in viewers:
+            if viewer.transport is not None:
+                viewer.transport.abort()
+        pipe.send(tally)
+
+    uvloop.run(run())

@@ -1,0 +1,5 @@
+import sys
+
+from fanout.main import main
+
+sys.exit(main())

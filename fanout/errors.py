@@ -1,0 +1,50 @@
+"""The fan-out's exceptions, and the one place they become WebSocket close codes.
+
+FanoutError
+├── ItemNotFound          the bidder does not know the item        -> error message, close 4404
+├── UpstreamUnavailable   the bidder or Redis cannot answer now    -> error message, close 1013
+└── HistoryGone           the history no longer holds what a feed  -> close 1013 (the viewer
+                          must deliver (a long Redis outage)          resumes with `since` and gets
+                                                                      `reset` + a snapshot)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+CLOSE_SERVICE_RESTART = 1012
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_NOT_FOUND = 4404
+
+
+class FanoutError(Exception):
+    """Base of every error the fan-out turns into a close code."""
+
+
+class ItemNotFound(FanoutError):
+    def __init__(self, item_id: str) -> None:
+        super().__init__(f"no item {item_id!r}")
+        self.item_id = item_id
+
+
+class UpstreamUnavailable(FanoutError):
+    """The bidder (snapshots) or Redis (history, Pub/Sub) failed; worth retrying later."""
+
+
+class HistoryGone(FanoutError):
+    """Events a viewer needs are no longer in the item's capped history."""
+
+
+class Closing(NamedTuple):
+    code: int
+    error_code: str | None
+    reason: str
+
+
+def closing_for(exc: FanoutError) -> Closing:
+    """How a viewer is told about `exc`: the close code, the `error` message code (if any), the reason."""
+    if isinstance(exc, ItemNotFound):
+        return Closing(CLOSE_NOT_FOUND, "item-not-found", "unknown item")
+    if isinstance(exc, HistoryGone):
+        return Closing(CLOSE_TRY_AGAIN_LATER, None, "resume with since")
+    return Closing(CLOSE_TRY_AGAIN_LATER, "unavailable", "try again later")

@@ -1,0 +1,51 @@
+"""`python -m fanout`: serve viewers until SIGTERM or SIGINT, then close them with 1012 and exit.
+
+Runs on uvloop. Start one process per core on the same port (SO_REUSEPORT is on by default): the
+kernel spreads new connections over them and each keeps its own subscriptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import signal
+import sys
+
+import uvloop
+from pydantic import ValidationError
+
+from core_bidder.logs import configure_logging
+from fanout.server import FanoutServer
+from fanout.settings import FanoutSettings
+
+
+async def serve(settings: FanoutSettings) -> None:
+    server = FanoutServer(settings)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+
+
+def raise_file_limit() -> None:
+    """Each viewer is a file descriptor: lift the soft limit to the hard one (where it is lower)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main() -> int:
+    try:
+        settings = FanoutSettings()
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            print(f"fanout: invalid configuration: {where}: {error['msg']}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_json)
+    raise_file_limit()
+    uvloop.run(serve(settings))
+    return 0

@@ -1,0 +1,128 @@
+"""Wires one fan-out process: Redis (history + Pub/Sub), the bidder channel, feeds, the WebSocket server.
+
+`start` binds (with SO_REUSEPORT, so sibling processes can share the port) and returns the port;
+`stop` closes every viewer with 1012 (service restart: they reconnect elsewhere with `since`), gives
+them `shutdown_timeout_seconds` to finish the closing handshake, then drops what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from websockets.asyncio.server import Server, serve
+
+from fanout.broadcast import broadcaster
+from fanout.connection import ViewerConnection
+from fanout.errors import CLOSE_SERVICE_RESTART
+from fanout.history import History
+from fanout.http import RequestGate
+from fanout.metrics import FanoutMetrics
+from fanout.pubsub import Subscriber
+from fanout.registry import FeedRegistry
+from fanout.session import Sessions
+from fanout.settings import FanoutSettings
+from fanout.snapshots import SnapshotSource
+
+log = structlog.get_logger(__name__)
+
+
+class FanoutServer:
+    def __init__(self, settings: FanoutSettings) -> None:
+        if settings.compression and settings.broadcast == "frame":
+            raise ValueError("FANOUT_BROADCAST=frame needs compression off (frames are shared as bytes)")
+        self.settings = settings
+        self.metrics = FanoutMetrics()
+        self.redis: Redis | RedisCluster = (
+            RedisCluster.from_url(settings.redis_url)
+            if settings.redis_cluster
+            else Redis.from_url(settings.redis_url)
+        )
+        self.history = History(self.redis, settings.partitions, settings.history_page)
+        self.subscriber = Subscriber(self.redis, sharded=settings.sharded_pubsub, metrics=self.metrics)
+        self.snapshots = SnapshotSource(settings.bidder_target, settings.grpc_timeout_seconds, self.metrics)
+        self.feeds = FeedRegistry(
+            settings, self.subscriber, self.history, broadcaster(settings.broadcast), self.metrics
+        )
+        self.sessions = Sessions(
+            self.feeds, self.history, self.snapshots, self.metrics, settings.batch_max_events
+        )
+        self.gate = RequestGate(self.metrics, settings.max_connections, self._healthy)
+        self.server: Server | None = None
+        self.port = 0
+        self._redis_ok = False
+        self._health_task: asyncio.Task[None] | None = None
+
+    def _healthy(self) -> bool:
+        return self._redis_ok and self.subscriber.healthy
+
+    async def start(self) -> int:
+        s = self.settings
+        await self._check_redis()
+        await self.subscriber.start()
+        origins = None if s.any_origin else [None, *s.allowed_origins]
+        self.server = await serve(
+            self.sessions.serve,  # type: ignore[arg-type]  # our connection class, see create_connection
+            s.host,
+            s.port,
+            origins=origins,  # type: ignore[arg-type]  # plain strings are valid Origin values
+            compression="deflate" if s.compression else None,
+            process_request=self.gate,  # type: ignore[arg-type]
+            server_header=None,
+            open_timeout=s.open_timeout_seconds,
+            ping_interval=s.ping_interval_seconds,
+            ping_timeout=s.ping_timeout_seconds,
+            close_timeout=s.close_timeout_seconds,
+            max_size=s.max_client_frame_bytes,
+            max_queue=4,
+            write_limit=s.send_buffer_bytes,
+            create_connection=ViewerConnection.configured(s.socket_send_buffer_bytes),
+            logger=logging.getLogger("fanout.websockets"),
+            reuse_port=s.reuse_port,
+            backlog=4096,
+        )
+        self.port = self.server.sockets[0].getsockname()[1]
+        self._health_task = asyncio.get_running_loop().create_task(self._follow_redis())
+        log.info("fanout_listening", host=s.host, port=self.port, broadcast=s.broadcast)
+        return self.port
+
+    async def stop(self) -> None:
+        self.gate.accepting = False
+        if self.server is not None:
+            self.server.close(code=CLOSE_SERVICE_RESTART, reason="service restart")
+            try:
+                async with asyncio.timeout(self.settings.shutdown_timeout_seconds):
+                    await self.server.wait_closed()
+            except TimeoutError:
+                for connection in list(self.server.all_connections):
+                    connection.transport.abort()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self.server.wait_closed()
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+        await self.feeds.close()
+        await self.subscriber.stop()
+        await self.snapshots.close()
+        await self.redis.aclose()
+        log.info("fanout_stopped")
+
+    async def _follow_redis(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.health_interval_seconds)
+            await self._check_redis()
+
+    async def _check_redis(self) -> None:
+        try:
+            async with asyncio.timeout(self.settings.health_interval_seconds):
+                await self.redis.ping()
+        except Exception:
+            self._redis_ok = False
+        else:
+            self._redis_ok = True
