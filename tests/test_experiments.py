@@ -14,6 +14,8 @@ async def test_tiny_experiments_write_a_report_with_plots_and_verdicts(tmp_path:
     text = report.read_text()
     folder = report.parent
     assert "Experiment 1" in text
+    assert "Experiment 2" in text
+    assert "every event once, in order" in text
     assert "WRONG" not in text
     assert "correct" in text
     assert (folder / "contention_throughput.png").stat().st_size > 1000
@@ -22,4 +24,6 @@ async def test_tiny_experiments_write_a_report_with_plots_and_verdicts(tmp_path:
     assert {r["target"] for r in runs} == {"bare", "lua", "watch"}
     assert all(r["requests"] > 0 for r in runs)
     assert results["contention"]["locust"]["requests"] > 0
+    assert all(r["connected"] == r["viewers"] for r in results["fanout"]["runs"])
+    assert (folder / "fanout_latency.png").stat().st_size > 1000
     assert json.loads((folder / "machine.json").read_text())["cores"]

@@ -14,12 +14,13 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from auction_bench import exp_contention
+from auction_bench import exp_contention, exp_fanout
 from auction_bench.report import Report
 
 Experiment = Callable[..., Awaitable[None]]
 EXPERIMENTS: dict[str, Experiment] = {
     "contention": exp_contention.run,
+    "fanout": exp_fanout.run,
 }
 
 

@@ -1,0 +1,73 @@
+"""Experiment 2: WebSocket fan-out of one item's bids to 100, 1,000 and 10,000 viewers.
+
+Runs `auction_bench.fanout_bench` (its own Redis, bidder and two fan-out processes sharing the port;
+viewers spread over client processes) and reports broadcast latency, the fan-out's CPU and memory per
+connection, and whether a steady bid stream reached every viewer complete and in order.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from typing import Any
+
+from auction_bench import fanout_bench
+from auction_bench.report import Report
+
+SCALES: dict[str, dict[str, Any]] = {
+    "full": {
+        "viewers": "100,1000,10000",
+        "bids": 30,
+        "stream_seconds": 10.0,
+        "fanouts": 2,
+        "client_procs": 4,
+    },
+    "quick": {"viewers": "100,1000", "bids": 20, "stream_seconds": 5.0, "fanouts": 2, "client_procs": 2},
+    "tiny": {"viewers": "20", "bids": 5, "stream_seconds": 2.0, "fanouts": 1, "client_procs": 1},
+}
+
+
+async def run(report: Report, *, scale: str = "full", progress: Any = print) -> None:
+    size = SCALES[scale]
+    ns = argparse.Namespace(rate=50.0, broadcast="frame", run_timeout=300.0, **size)
+    progress(f"  fanout: viewers {size['viewers']}, {size['fanouts']} fan-out processes")
+    figures = await fanout_bench.bench(ns)
+    report.results["fanout"] = {"settings": size, "runs": [asdict(f) for f in figures]}
+    report.heading("Experiment 2: WebSocket fan-out to N viewers of one item")
+    report.text(
+        f"{size['fanouts']} fan-out processes share the port (SO_REUSEPORT); viewers are spread over up to "
+        f"{size['client_procs']} client processes on the same 2-core machine, so clients and server compete "
+        f"for CPU. Latency: arrival at the viewer minus the moment the bidder answered, over every viewer "
+        f"and {size['bids']} single bids. Then a steady 50 bids/s for {size['stream_seconds']:.0f} s: every "
+        "viewer must receive every event exactly once, in seq order.",
+    )
+    headers = ["viewers", "connected", "p50 ms", "p99 ms", "max ms", "fan-out CPU ms/bid", "CPU % at 50/s",
+               "KiB/viewer", "stream p99 ms", "dropped", "reordered/dup", "behind", "verdict"]  # fmt: skip
+    rows: list[list[object]] = []
+    for f in figures:
+        ok = f.dropped == 0 and f.repeated == 0 and f.missing == 0 and f.connected == f.viewers
+        verdict = "every event once, in order" if ok else "LOST OR REORDERED EVENTS"
+        latency = [f.p50_ms, f.p99_ms, f.max_ms]
+        stream = [f.stream_p99_ms, f.dropped, f.repeated, f.missing, verdict]
+        rows.append(
+            [
+                f.viewers,
+                f.connected,
+                *latency,
+                f.cpu_ms_per_bid,
+                f.stream_cpu_pct,
+                f.rss_kib_per_viewer,
+                *stream,
+            ]
+        )
+    report.table(headers, rows)
+    xs = [float(f.viewers) for f in figures]
+    report.line_plot(
+        "fanout_latency", "Broadcast latency vs viewers", "viewers", "ms",
+        {"p50": (xs, [f.p50_ms for f in figures]), "p99": (xs, [f.p99_ms for f in figures]),
+         "max": (xs, [f.max_ms for f in figures])}, logx=True,
+    )  # fmt: skip
+    report.line_plot(
+        "fanout_memory", "Fan-out memory per viewer", "viewers", "KiB per viewer",
+        {"RSS / viewer": (xs, [f.rss_kib_per_viewer for f in figures])}, logx=True,
+    )  # fmt: skip
