@@ -14,13 +14,14 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from auction_bench import exp_contention, exp_fanout
+from auction_bench import exp_contention, exp_failover, exp_fanout
 from auction_bench.report import Report
 
 Experiment = Callable[..., Awaitable[None]]
 EXPERIMENTS: dict[str, Experiment] = {
     "contention": exp_contention.run,
     "fanout": exp_fanout.run,
+    "failover": exp_failover.run,
 }
 
 
