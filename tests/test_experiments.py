@@ -18,6 +18,7 @@ async def test_tiny_experiments_write_a_report_with_plots_and_verdicts(tmp_path:
     assert "every event once, in order" in text
     assert "Experiment 3a" in text
     assert "nothing missed" in text
+    assert "Experiment 3: horizontal scale" in text
     assert "WRONG" not in text
     assert "correct" in text
     assert (folder / "contention_throughput.png").stat().st_size > 1000

@@ -154,6 +154,7 @@ async def bench(
     warmup: float,
     procs: int,
     on_run: Callable[[RunFigures], None] | None = None,
+    edge_workers: int = 1,
 ) -> list[RunFigures]:
     """Each target, each concurrency level, one fresh item per run; figures and verdicts per run."""
     secret = secrets.token_urlsafe(32)
@@ -166,7 +167,7 @@ async def bench(
         await probe.configure()
         try:
             for target in targets:
-                processes, metrics = target_processes(target, redis.url, secret, Path(tmp))
+                processes, metrics = target_processes(target, redis.url, secret, Path(tmp), edge_workers)
                 for p in processes:
                     await p.start()
                 try:
@@ -241,7 +242,7 @@ class RedisProbe:
 
 
 def target_processes(
-    target: str, redis_url: str, secret: str, tmp: Path
+    target: str, redis_url: str, secret: str, tmp: Path, edge_workers: int = 1
 ) -> tuple[list[ServiceProcess], str | None]:
     """The processes under test, the last one taking the load; and the bidder's metrics URL."""
     if target == "bare":
@@ -260,7 +261,7 @@ def target_processes(
     )  # fmt: skip
     edge = edge_process(
         f"{HOST}:{bidder_port}", edge_port, secret, sink=quiet, log_path=tmp / f"{target}-edge.log",
-        extra_env={"EDGE_LOG_LEVEL": "warning"},
+        extra_env={"EDGE_LOG_LEVEL": "warning", "EDGE_WORKERS": str(edge_workers)},
     )  # fmt: skip
     return [bidder, edge], f"http://{HOST}:{metrics_port}/metrics"
 
