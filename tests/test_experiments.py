@@ -19,6 +19,7 @@ async def test_tiny_experiments_write_a_report_with_plots_and_verdicts(tmp_path:
     assert "Experiment 3a" in text
     assert "nothing missed" in text
     assert "Experiment 3: horizontal scale" in text
+    assert "Experiments 3b and 3c" in text
     assert "WRONG" not in text
     assert "correct" in text
     assert (folder / "contention_throughput.png").stat().st_size > 1000
@@ -29,6 +30,8 @@ async def test_tiny_experiments_write_a_report_with_plots_and_verdicts(tmp_path:
     assert results["contention"]["locust"]["requests"] > 0
     assert all(r["connected"] == r["viewers"] for r in results["fanout"]["runs"])
     assert (folder / "fanout_latency.png").stat().st_size > 1000
+    assert results["outages"]["exact"] is True
+    assert {o["kind"] for o in results["outages"]["outages"]} == {"postgres", "nats"}
     assert results["failover"]["missed_events"] == 0
     assert results["failover"]["reconnected"] > 0
     assert json.loads((folder / "machine.json").read_text())["cores"]

@@ -27,6 +27,7 @@ from devstack.ports import LOCALHOST, free_port, port_is_free
 from devstack.processes import ServiceProcess
 from devstack.servers import NatsServer, PostgresServer, RedisServer
 from devstack.services import bidder_process, edge_process
+from devstack.services_archive import archiver_process, relay_process
 from devstack.services_fanout import fanout_process
 from devstack.tokens import SECRET_ENV, ensure_local_secret
 
@@ -102,12 +103,30 @@ def _bidder(ctx: StackContext) -> ServiceProcess:
     )  # fmt: skip
 
 
+def _relay(ctx: StackContext) -> ServiceProcess:
+    # A fixed consumer name: a restarted relay resumes its own pending outbox entries at once.
+    return relay_process(
+        ctx.redis.url, ctx.nats.url, free_port(), partitions=ctx.options.partitions, consumer="relay-1",
+        sink=ctx.sink, log_path=ctx.log_path("relay"),
+    )  # fmt: skip
+
+
+def _archiver(ctx: StackContext) -> ServiceProcess:
+    port = free_port()
+    ctx.endpoints["archiver"] = f"{LOCALHOST}:{port}"
+    return archiver_process(
+        ctx.nats.url, ctx.postgres.dsn, port, redis_url=ctx.redis.url, partitions=ctx.options.partitions,
+        sink=ctx.sink, log_path=ctx.log_path("archiver"),
+    )  # fmt: skip
+
+
 def _edge(ctx: StackContext) -> ServiceProcess:
     port = ctx.options.edge_port
     ctx.endpoints["edge"] = f"http://{LOCALHOST}:{port}"
     return edge_process(
-        ctx.endpoints["bidder"], port, ctx.jwt_secret, sink=ctx.sink, log_path=ctx.log_path("edge")
-    )
+        ctx.endpoints["bidder"], port, ctx.jwt_secret, sink=ctx.sink, log_path=ctx.log_path("edge"),
+        extra_env={"EDGE_HISTORY_TARGET": ctx.endpoints["archiver"]},
+    )  # fmt: skip
 
 
 def _fanout(index: int) -> Callable[[StackContext], ServiceProcess]:
@@ -125,6 +144,8 @@ def _fanout(index: int) -> Callable[[StackContext], ServiceProcess]:
 
 SERVICES: list[ServiceSpec] = [
     ServiceSpec("bidder", "core_bidder", _bidder),
+    ServiceSpec("relay", "relay", _relay),
+    ServiceSpec("archiver", "archiver", _archiver),
     ServiceSpec("edge", "edge_gateway", _edge),
     ServiceSpec("fanout", "fanout", _fanout(0)),
     ServiceSpec("fanout-2", "fanout", _fanout(1)),

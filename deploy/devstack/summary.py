@@ -36,6 +36,7 @@ def render(options: UpOptions, endpoints: Mapping[str, str], *, secret_from_env:
         ("edge (REST)", endpoints.get("edge", ""), "docs: /docs"),
         ("fanout (WS)", endpoints.get("fanout", ""), "/ws/items/{id}, 2 processes"),
         ("bidder (gRPC)", endpoints.get("bidder", ""), "health + reflection"),
+        ("archiver (gRPC)", endpoints.get("archiver", ""), "bid history; relay moves the outbox to NATS"),
         ("redis", endpoints["redis"], ""),
         ("nats", endpoints["nats"], f"monitor {endpoints['nats_monitor']}"),
         ("postgres", endpoints["postgres"], ""),

@@ -1,0 +1,3 @@
+from archiver.main import main
+
+main()

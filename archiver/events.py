@@ -1,0 +1,168 @@
+"""Events to rows, without I/O: what the archive stores for each kind of event.
+
+- ItemCreated -> `items`; BidAccepted -> `bids` (with the bid's currency, or the item's when the event
+  has none); any later kind (extended, closed) -> `other_events`, whole, so nothing is dropped before
+  the archive learns to project it.
+- A message that is not a valid event -> `dead_letters` with its raw bytes, so it is acked (it could
+  never succeed) without being lost.
+
+Within one batch an event id appears once: redeliveries can repeat an event inside a fetch. Rows are
+tuples in column order, so the writer turns a batch into column arrays with one `zip`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from google.protobuf.message import DecodeError
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from auction.v1 import events_pb2
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One message as the consumer got it."""
+
+    stream_seq: int
+    subject: str
+    data: bytes
+
+
+class ItemRow(NamedTuple):
+    item_id: str
+    title: str
+    description: str
+    currency: str
+    starting_price: int
+    min_increment: int
+    starts_at: datetime
+    ends_at: datetime
+    created_at: datetime
+
+
+class BidRow(NamedTuple):
+    item_id: str
+    seq: int
+    bid_id: str
+    bidder: str
+    amount: int
+    currency: str
+    current_price: int
+    min_next_bid: int
+    placed_at: datetime
+
+
+class OtherRow(NamedTuple):
+    event_id: str
+    item_id: str
+    seq: int
+    kind: str
+    occurred_at: datetime
+    payload: bytes
+
+
+class DeadLetter(NamedTuple):
+    stream_seq: int
+    subject: str
+    payload: bytes
+    error: str
+
+
+@dataclass
+class Rows:
+    items: list[ItemRow] = field(default_factory=list)
+    bids: list[BidRow] = field(default_factory=list)
+    others: list[OtherRow] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    # Event ids seen in this batch (repeats dropped).
+    seen: set[str] = field(default_factory=set)
+
+    def __len__(self) -> int:
+        return len(self.items) + len(self.bids) + len(self.others) + len(self.dead)
+
+
+def utc(ts: Timestamp) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def rows_of(messages: list[Incoming]) -> Rows:
+    rows = Rows()
+    for message in messages:
+        add(rows, message)
+    return rows
+
+
+def add(rows: Rows, message: Incoming) -> None:
+    try:
+        event = events_pb2.Event.FromString(message.data)
+        kind = event.WhichOneof("kind")
+        problem = _problem(event, kind)
+        if problem is None:
+            if event.event_id in rows.seen:
+                return
+            _project(rows, event, kind, message.data)
+            rows.seen.add(event.event_id)
+            return
+    except (DecodeError, ValueError, OverflowError) as exc:  # not protobuf, or a time out of range
+        problem = f"not a valid Event: {exc!r}"
+    rows.dead.append(DeadLetter(message.stream_seq, message.subject, message.data, problem))
+
+
+def _project(rows: Rows, event: events_pb2.Event, kind: str | None, data: bytes) -> None:
+    if kind == "bid_accepted":
+        bid = event.bid_accepted
+        rows.bids.append(
+            BidRow(
+                item_id=event.item_id,
+                seq=event.seq,
+                bid_id=bid.bid_id or event.event_id,
+                bidder=bid.bidder,
+                amount=bid.amount,
+                currency=bid.currency,
+                current_price=bid.current_price,
+                min_next_bid=bid.min_next_bid,
+                placed_at=utc(event.occurred_at),
+            )
+        )
+    elif kind == "item_created":
+        item = event.item_created.item
+        rows.items.append(
+            ItemRow(
+                item_id=event.item_id,
+                title=item.title,
+                description=item.description,
+                currency=item.currency,
+                starting_price=item.starting_price,
+                min_increment=item.min_increment,
+                starts_at=utc(item.starts_at),
+                ends_at=utc(item.ends_at),
+                created_at=utc(item.created_at),
+            )
+        )
+    else:
+        rows.others.append(
+            OtherRow(event.event_id, event.item_id, event.seq, str(kind), utc(event.occurred_at), data)
+        )
+
+
+def _problem(event: events_pb2.Event, kind: str | None) -> str | None:
+    """Why this event cannot be archived, or None."""
+    if not event.event_id or not event.item_id or event.seq < 1:
+        return "event without event_id, item_id or seq"
+    if kind is None:
+        return "event of no kind"
+    texts = [event.event_id, event.item_id]
+    if kind == "bid_accepted":
+        bid = event.bid_accepted
+        texts += [bid.bid_id, bid.bidder, bid.currency]
+    elif kind == "item_created":
+        item = event.item_created.item
+        if item.id not in ("", event.item_id):
+            return "item_created for another item"
+        texts += [item.title, item.description, item.currency]
+    if any("\x00" in text for text in texts):
+        return "text with NUL characters (PostgreSQL text cannot hold them)"
+    return None

@@ -1,0 +1,50 @@
+"""The archiver's one settings object (prefix `ARCHIVER_`), built in `main()` and passed down.
+
+The rebuild command (`python -m archiver.rebuild`) is part of the archiver and reads the same object;
+only it uses `redis_url`, `partitions` and `history_maxlen`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ArchiverSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ARCHIVER_", frozen=True)
+
+    postgres_dsn: str = "postgresql://auction@127.0.0.1:5432/auction"
+    nats_url: str = "nats://127.0.0.1:4222"
+    stream: str = "AUCTION"
+    filter_subject: str = "auction.events.>"
+    durable: str = "archiver"
+    # Events per fetch, and so per transaction.
+    batch_size: int = Field(default=1000, ge=1, le=10_000)
+    fetch_timeout_seconds: float = Field(default=1.0, gt=0)
+    # JetStream redelivers an event not acked within this time (after a crash of the archiver).
+    ack_wait_seconds: float = Field(default=30.0, gt=0)
+    max_ack_pending: int = Field(default=20_000, ge=1)
+    retry_initial_seconds: float = Field(default=0.1, gt=0)
+    retry_max_seconds: float = Field(default=5.0, gt=0)
+    # A statement taking longer is abandoned and its connection dropped (a frozen server would hang it).
+    statement_timeout_seconds: float = Field(default=5.0, gt=0)
+    connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    read_pool_size: int = Field(default=4, ge=1, le=100)
+    host: str = "127.0.0.1"
+    port: int = Field(default=50052, ge=0, le=65535)
+    metrics_port: int = Field(default=0, ge=0, le=65535)  # 0: no metrics listener
+    health_interval_seconds: float = Field(default=1.0, gt=0)
+    # On SIGTERM: how long to keep trying to commit the batch in hand before leaving it unacked.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    nats_ping_interval_seconds: float = Field(default=5.0, gt=0)
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    log_json: bool = False
+    # Rebuild only: where live state goes, and how it is laid out (must match the bidder's).
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    partitions: int = Field(default=16, ge=1, le=16384)
+    history_maxlen: int = Field(default=10_000, ge=100)
+    # Fault injection for the resilience tests, never for production: SIGKILL this process right after
+    # the n-th commit, before the acks. 0 disables it.
+    crash_after_commit_batches: int = Field(default=0, ge=0)

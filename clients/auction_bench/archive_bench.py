@@ -1,0 +1,319 @@
+"""`python -m auction_bench.archive_bench`: archive throughput, catch-up after outages, POST /bid latency.
+
+It starts its own Redis, NATS (JetStream) and PostgreSQL, then the bidder, the edge (with its history
+target), the relay and the archiver as processes, and measures:
+
+1. Throughput: with the relay stopped, `--prefill` bids are placed (PlaceBids, many items); then the
+   relay starts and the clock runs until PostgreSQL holds them all: events/s from outbox to committed rows.
+2. For each outage in `--outages` (nats, postgres), under a steady REST load (`--items` x `--rate` bids/s
+   through the edge, from a separate process): POST /bid p50/p99 before, during and after; the backlog
+   at recovery, and the catch-up time until every bid placed before recovery is archived.
+
+At the end the archive must equal the accepted bids exactly. Figures from one run compare with each
+other; the machine is shared, so compare ratios rather than absolutes across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from auction.v1 import bidder_pb2, bidder_pb2_grpc
+from auction_bench.archive_load import READY_LINE
+from auction_bench.http_load import percentile
+from devstack.ports import free_port
+from devstack.processes import ServiceProcess
+from devstack.servers import NatsServer, PostgresServer, RedisServer, ServerProcess
+from devstack.services import bidder_process, edge_process
+from devstack.services_archive import archiver_process, relay_process
+from devstack.tokens import SECRET_ENV
+
+HOST = "127.0.0.1"
+
+
+def quiet(_name: str, _line: str) -> None:
+    return None
+
+
+@dataclass
+class Phase:
+    name: str
+    bids: int
+    p50_ms: float
+    p99_ms: float
+
+
+@dataclass
+class Outage:
+    kind: str
+    seconds: float
+    backlog: int
+    catch_up_seconds: float
+    catch_up_events_per_s: float
+    # (start, end) of the before, during and after windows, Unix seconds.
+    marks: list[tuple[float, float]] = field(default_factory=list)
+    phases: list[Phase] = field(default_factory=list)
+
+
+@dataclass
+class Figures:
+    prefill_events: int
+    prefill_seconds: float
+    throughput_events_per_s: float
+    outages: list[Outage] = field(default_factory=list)
+    accepted: int = 0
+    archived: int = 0
+    exact: bool = False
+
+
+@dataclass
+class Stack:
+    tmp: Path
+    redis: RedisServer
+    nats: NatsServer
+    postgres: PostgresServer
+    bidder_target: str
+    edge_url: str
+    secret: str
+    relay: ServiceProcess
+    archiver: ServiceProcess
+    processes: list[ServiceProcess]
+
+
+async def start_stack(tmp: Path, partitions: int) -> Stack:
+    redis, nats = RedisServer(tmp / "redis"), NatsServer(tmp / "nats")
+    postgres = PostgresServer(tmp / "postgres")
+    for server in (redis, nats, postgres):
+        await server.start()
+    secret = secrets.token_urlsafe(32)
+    bidder_port, edge_port, archiver_port = free_port(), free_port(), free_port()
+    bidder = bidder_process(
+        redis.url, bidder_port, partitions=partitions, sink=quiet, log_path=tmp / "bidder.log",
+        extra_env={"BIDDER_LOG_LEVEL": "warning"},
+    )  # fmt: skip
+    relay = relay_process(
+        redis.url, nats.url, free_port(), partitions=partitions, consumer="bench-relay", sink=quiet,
+        log_path=tmp / "relay.log", extra_env={"RELAY_LOG_LEVEL": "warning"},
+    )  # fmt: skip
+    archiver = archiver_process(
+        nats.url, postgres.dsn, archiver_port, redis_url=redis.url, partitions=partitions, sink=quiet,
+        log_path=tmp / "archiver.log", extra_env={"ARCHIVER_LOG_LEVEL": "warning"},
+    )  # fmt: skip
+    edge = edge_process(
+        f"{HOST}:{bidder_port}", edge_port, secret, sink=quiet, log_path=tmp / "edge.log",
+        extra_env={"EDGE_LOG_LEVEL": "warning", "EDGE_HISTORY_TARGET": f"{HOST}:{archiver_port}"},
+    )  # fmt: skip
+    processes = [bidder, relay, archiver, edge]
+    for process in processes:
+        await process.start()
+    return Stack(
+        tmp, redis, nats, postgres, f"{HOST}:{bidder_port}", f"http://{HOST}:{edge_port}", secret, relay,
+        archiver, processes,
+    )  # fmt: skip
+
+
+async def stop_stack(stack: Stack) -> None:
+    for process in reversed(stack.processes):
+        await process.stop()
+    for server in (stack.postgres, stack.nats, stack.redis):
+        await server.stop()
+    stack.postgres.remove_cluster()
+
+
+async def create_items(stub: bidder_pb2_grpc.BidderServiceAsyncStub, count: int) -> list[str]:
+    ends = Timestamp(seconds=int(time.time()) + 86_400)
+    request = bidder_pb2.CreateItemRequest(
+        title="Bench lot", currency="USD", starting_price=100, min_increment=1, ends_at=ends
+    )
+    return [(await stub.CreateItem(request)).item.id for _ in range(count)]
+
+
+async def archived_count(conn: asyncpg.Connection, before: datetime | None = None) -> int:
+    if before is None:
+        return int(await conn.fetchval("SELECT count(*) FROM bids"))
+    return int(await conn.fetchval("SELECT count(*) FROM bids WHERE placed_at < $1", before))
+
+
+async def prefill(
+    stack: Stack, stub: bidder_pb2_grpc.BidderServiceAsyncStub, events: int
+) -> tuple[int, float]:
+    """Bids placed with the relay stopped, then the time from relay start to all of them archived."""
+    await stack.relay.stop()
+    items = await create_items(stub, 50)
+    per_call, placed, amount = 500, 0, 100
+    while placed < events:
+        bids = [
+            bidder_pb2.PlaceBidRequest(item_id=items[i % len(items)], bidder="filler", amount=amount + i)
+            for i in range(per_call)
+        ]
+        reply = await stub.PlaceBids(bidder_pb2.PlaceBidsRequest(bids=bids))
+        placed += sum(1 for outcome in reply.outcomes if outcome.HasField("accepted"))
+        amount += per_call
+    conn = await asyncpg.connect(stack.postgres.dsn)
+    try:
+        started = time.perf_counter()
+        await stack.relay.start()
+        await wait_for_count(conn, placed, 600)
+        return placed, time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+async def wait_for_count(conn: asyncpg.Connection, target: int, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if await archived_count(conn) >= target:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def outage(stack: Stack, server: ServerProcess, kind: str, ns: argparse.Namespace) -> Outage:
+    """One outage under the running load: down, back, then wait until the backlog is archived.
+
+    Catch-up ends when every bid placed before recovery is in PostgreSQL (their count stops changing;
+    the final count is the target, so the moment it was first reached is the catch-up time).
+    """
+    await asyncio.sleep(ns.before)
+    down_at = time.time()
+    await server.stop()
+    await asyncio.sleep(ns.outage)
+    await server.restart()
+    up_at = time.time()
+    recovered = datetime.fromtimestamp(up_at, UTC)
+    conn = await asyncpg.connect(stack.postgres.dsn)
+    try:
+        series: list[tuple[float, int]] = []
+        stable_since, last = time.monotonic(), -1
+        while time.monotonic() - stable_since < 3 and time.time() - up_at < ns.max_catch_up:
+            count = await archived_count(conn, recovered)
+            series.append((time.time(), count))
+            if count != last:
+                stable_since, last = time.monotonic(), count
+            await asyncio.sleep(0.1)
+        target = await archived_count(conn, recovered)
+    finally:
+        await conn.close()
+    at_recovery = series[0][1] if series else 0
+    done_at = next((t for t, c in series if c >= target), up_at)
+    catch_up = max(0.0, done_at - up_at)
+    backlog = target - at_recovery
+    after_until = up_at + max(ns.after, catch_up)
+    await asyncio.sleep(max(0.0, after_until - time.time()))
+    return Outage(
+        kind, ns.outage, backlog, catch_up, backlog / catch_up if catch_up else 0.0,
+        marks=[(down_at - ns.before, down_at), (down_at, up_at), (up_at, after_until)],
+    )  # fmt: skip
+
+
+def fill_phases(figures: Outage, samples: list[list[float]]) -> None:
+    for name, (start, end) in zip(("before", "during", "after"), figures.marks, strict=True):
+        latencies = sorted(ms for sent, ms, _ in samples if start <= sent < end)
+        figures.phases.append(
+            Phase(name, len(latencies), percentile(latencies, 0.50), percentile(latencies, 0.99))
+        )
+
+
+async def bench(ns: argparse.Namespace) -> Figures:
+    with tempfile.TemporaryDirectory(prefix="auction-archive-bench-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        stack = await start_stack(tmp, ns.partitions)
+        channel = grpc.aio.insecure_channel(stack.bidder_target)
+        try:
+            stub = bidder_pb2_grpc.BidderServiceStub(channel)
+            placed, seconds = await prefill(stack, stub, ns.prefill)
+            figures = Figures(placed, seconds, placed / seconds)
+            print(f"throughput: {placed} events archived in {seconds:.2f}s = {placed / seconds:.0f} events/s")
+            items = await create_items(stub, ns.items)
+            out = tmp / "load.json"
+            load = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "auction_bench.archive_load", "--rest", stack.edge_url,
+                "--items", ",".join(items), "--rate", str(ns.rate), "--out", str(out),
+                env={**os.environ, SECRET_ENV: stack.secret}, stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            assert load.stdout is not None
+            assert (await load.stdout.readline()).decode().strip() == READY_LINE
+            servers = {"nats": stack.nats, "postgres": stack.postgres}
+            for kind in ns.outages.split(","):
+                figures.outages.append(await outage(stack, servers[kind], kind, ns))
+            load.terminate()
+            await load.communicate()
+            record = json.loads(out.read_text())
+            for result in figures.outages:
+                fill_phases(result, record["samples"])
+                print_outage(result)
+            await verify(stack, record["accepted"], figures)
+            return figures
+        finally:
+            await channel.close(grace=None)
+            await stop_stack(stack)
+
+
+async def verify(stack: Stack, accepted: list[list[object]], figures: Figures) -> None:
+    """The archive holds exactly the accepted bids of the load (prefill bids are on other items)."""
+    items = sorted({str(row[0]) for row in accepted})
+    conn = await asyncpg.connect(stack.postgres.dsn)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            rows = await conn.fetch(
+                "SELECT item_id, seq, bid_id, bidder, amount FROM bids WHERE item_id = ANY($1::text[])", items
+            )
+            if len(rows) >= len(accepted) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+    want = sorted(tuple(row) for row in accepted)
+    got = sorted(tuple(row) for row in rows)
+    figures.accepted, figures.archived, figures.exact = len(want), len(got), want == got
+    print(f"accepted {len(want)}, archived {len(got)}, identical: {want == got}")
+
+
+def print_outage(result: Outage) -> None:
+    print(
+        f"{result.kind} outage {result.seconds:.0f}s: backlog {result.backlog} events, caught up in "
+        f"{result.catch_up_seconds:.2f}s ({result.catch_up_events_per_s:.0f} events/s)"
+    )
+    for phase in result.phases:
+        p50, p99 = f"{phase.p50_ms:7.2f}", f"{phase.p99_ms:7.2f}"
+        print(f"  POST /bid {phase.name:<7} n={phase.bids:<6} p50 {p50} ms  p99 {p99} ms")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--prefill", type=int, default=50_000, help="events for the throughput phase")
+    parser.add_argument("--items", type=int, default=10, help="items under steady load")
+    parser.add_argument("--rate", type=float, default=50.0, help="bids/s per item (steady load)")
+    parser.add_argument("--outages", default="nats,postgres", help="comma list of nats, postgres")
+    parser.add_argument("--outage", type=float, default=60.0, help="seconds each outage lasts")
+    parser.add_argument("--before", type=float, default=15.0, help="seconds measured before an outage")
+    parser.add_argument(
+        "--after", type=float, default=15.0, help="seconds measured after recovery (at least)"
+    )
+    parser.add_argument("--max-catch-up", type=float, default=300.0, help="give up waiting after this")
+    parser.add_argument("--partitions", type=int, default=16)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    ns = parser.parse_args(argv)
+    figures = asyncio.run(bench(ns))
+    if ns.json:
+        ns.json.write_text(json.dumps(asdict(figures), indent=2))
+    return 0 if figures.exact else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+from relay.main import main
+
+main()

@@ -1,0 +1,202 @@
+"""The relay's main loop: read a round of outbox entries, publish them, confirm the acks, remove them.
+
+Invariant: an entry leaves the outbox only after JetStream acknowledged it. Whatever fails (NATS down
+or frozen, an ack that never comes, Redis gone) leaves the entry pending under this consumer; its
+partition goes back to reading pending entries first, after a growing pause, so the loop neither spins
+nor overtakes its own retries. While NATS is disconnected nothing is read at all: the outbox grows in
+Redis and the bid path never notices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import structlog
+from redis.exceptions import RedisError
+
+from relay import metrics
+from relay.convert import Outgoing, decode, outgoing
+from relay.errors import BadEntry
+from relay.outbox import NEW, OWN_PENDING, Entry
+
+if TYPE_CHECKING:
+    from relay.currency import Currencies
+    from relay.outbox import Outbox
+    from relay.publisher import BatchPublisher
+    from relay.settings import RelaySettings
+
+log = structlog.get_logger(__name__)
+
+
+class Backoff:
+    """Exponential pause between failed rounds, reset by a good one."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self._initial = initial
+        self._maximum = maximum
+        self._next = initial
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self._maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self._initial
+
+
+class OutboxPump:
+    def __init__(
+        self,
+        settings: RelaySettings,
+        outbox: Outbox,
+        publisher: BatchPublisher,
+        currencies: Currencies,
+    ) -> None:
+        self._settings = settings
+        self._outbox = outbox
+        self._publisher = publisher
+        self._currencies = currencies
+        # Per partition: ">" (new entries) or where to continue reading this consumer's pending ones.
+        self._cursors: dict[int, str] = dict.fromkeys(range(outbox.partitions), OWN_PENDING)
+        self._backoff = Backoff(settings.poll_interval_seconds, settings.retry_max_seconds)
+        self._next_claim = time.monotonic()
+        self._rounds = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Loop until `stop` is set; a round in progress always finishes (publish, confirm, remove)."""
+        while not stop.is_set():
+            pause = await self._step()
+            if pause > 0:
+                await _sleep_unless(stop, pause)
+
+    async def _step(self) -> float:
+        """One round; returns how long to pause before the next one."""
+        try:
+            if time.monotonic() >= self._next_claim:
+                await self._claim()
+            connected = self._publisher.connected
+            metrics.NATS_CONNECTED.set(1 if connected else 0)
+            if not connected:
+                return self._settings.poll_interval_seconds * 10
+            entries = await self._outbox.read(self._cursors)
+        except RedisError as exc:
+            log.warning("outbox_unavailable", error=repr(exc))
+            return self._backoff.next()
+        if not any(entries.values()):
+            idle = all(self._cursors[p] == NEW for p in entries)
+            for p in entries:
+                self._cursors[p] = NEW  # nothing (more) pending here: on to new entries
+            return self._settings.poll_interval_seconds if idle else 0.0
+        started = time.perf_counter()
+        failed = await self._relay(entries)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        if failed:
+            return self._backoff.next()
+        self._backoff.reset()
+        return 0.0
+
+    async def _relay(self, entries: dict[int, list[Entry]]) -> bool:
+        """Publish one round and remove what JetStream stored; True if anything failed."""
+        done: dict[int, list[bytes]] = defaultdict(list)
+        batch: list[tuple[Entry, Outgoing]] = []
+        docs: list[tuple[Entry, dict[str, object]]] = []
+        for entry in (e for rows in entries.values() for e in rows):
+            if entry.payload is None:
+                done[entry.partition].append(entry.entry_id)  # deleted already: only the ack is missing
+                continue
+            try:
+                doc = decode(entry.payload)
+            except BadEntry as exc:
+                self._bad(entry, exc)
+                continue
+            if doc["type"] == "created" and isinstance(doc.get("currency"), str):
+                self._currencies.learn(str(doc["item_id"]), doc["currency"])
+            docs.append((entry, doc))
+        try:
+            bid_items = {str(doc["item_id"]) for _, doc in docs if doc["type"] == "bid"}
+            currencies = await self._currencies.resolve(bid_items)
+        except RedisError as exc:
+            log.warning("outbox_unavailable", error=repr(exc))
+            self._retry_pending(entries)
+            return True
+        prefix = self._settings.subject_prefix
+        for entry, doc in docs:
+            try:
+                batch.append((entry, outgoing(doc, currencies.get(str(doc["item_id"]), ""), prefix)))
+            except BadEntry as exc:
+                self._bad(entry, exc)
+        metrics.BATCH_SIZE.observe(len(batch))
+        self._maybe_crash("before_publish")
+        stored = await self._publisher.publish([message for _, message in batch])
+        self._maybe_crash("after_publish")
+        failed_partitions: set[int] = set()
+        for (entry, _), ok in zip(batch, stored, strict=True):
+            if ok:
+                done[entry.partition].append(entry.entry_id)
+            else:
+                failed_partitions.add(entry.partition)
+        published = sum(stored)
+        metrics.PUBLISHED.inc(published)
+        metrics.PUBLISH_FAILED.inc(len(stored) - published)
+        try:
+            await self._outbox.remove(done)
+        except RedisError as exc:
+            # Published but still in the outbox: re-published later and dropped as duplicates.
+            log.warning("outbox_remove_failed", error=repr(exc), entries=sum(map(len, done.values())))
+            self._retry_pending(entries)
+            return True
+        self._advance(entries, failed_partitions)
+        return bool(failed_partitions)
+
+    def _advance(self, entries: dict[int, list[Entry]], failed: set[int]) -> None:
+        for p, rows in entries.items():
+            if p in failed:
+                self._cursors[p] = OWN_PENDING
+            elif not rows:
+                self._cursors[p] = NEW  # nothing (more) pending here
+            elif self._cursors[p] != NEW:
+                self._cursors[p] = rows[-1].entry_id.decode()
+
+    def _retry_pending(self, entries: dict[int, list[Entry]]) -> None:
+        for p in entries:
+            self._cursors[p] = OWN_PENDING
+
+    async def _claim(self) -> None:
+        settings = self._settings
+        self._next_claim = time.monotonic() + settings.claim_interval_seconds
+        claimed = await self._outbox.claim(settings.claim_idle_seconds)
+        for p, count in claimed.items():
+            self._cursors[p] = OWN_PENDING
+            metrics.CLAIMED.inc(count)
+            log.info("entries_claimed", partition=p, entries=count)
+        removed = await self._outbox.forget_stale_consumers(settings.stale_consumer_seconds)
+        if removed:
+            log.info("stale_consumers_removed", consumers=removed)
+
+    def _bad(self, entry: Entry, exc: BadEntry) -> None:
+        metrics.BAD_ENTRIES.inc()
+        log.error(
+            "bad_outbox_entry", partition=entry.partition, entry_id=entry.entry_id.decode(), error=str(exc)
+        )
+
+    def _maybe_crash(self, point: str) -> None:
+        """Fault injection (tests only): die like a killed process at `point` of the n-th round."""
+        settings = self._settings
+        if settings.crash_after_batches and point == settings.crash_point:
+            self._rounds += 1
+            if self._rounds >= settings.crash_after_batches:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+    except TimeoutError:
+        pass

@@ -1,0 +1,78 @@
+"""The relay's one settings object (prefix `RELAY_`), built in `main()` and passed down."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_consumer() -> str:
+    """Unique per process; pin it (`RELAY_CONSUMER`, e.g. a StatefulSet pod name) to resume at once."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class RelaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RELAY_", frozen=True)
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    nats_url: str = "nats://127.0.0.1:4222"
+    # Must equal the bidder's BIDDER_PARTITIONS: the relay reads exactly those outbox streams.
+    partitions: int = Field(default=16, ge=1, le=16384)
+    stream: str = "AUCTION"
+    subject_prefix: str = "auction.events"
+    # One Redis consumer group shared by every relay instance; each instance is one consumer in it.
+    group: str = "relay"
+    consumer: str = Field(default_factory=default_consumer, min_length=1, max_length=200)
+    # Entries read per partition per round; a round publishes all of them, then confirms the acks.
+    batch_size: int = Field(default=256, ge=1, le=10_000)
+    # A publish without an ack after this long counts as failed and is retried (deduplicated by JetStream).
+    ack_timeout_seconds: float = Field(default=5.0, gt=0)
+    poll_interval_seconds: float = Field(default=0.01, gt=0)
+    retry_max_seconds: float = Field(default=2.0, gt=0)
+    # Pending entries idle this long belong to a dead (or stuck) relay and are claimed by this one.
+    claim_idle_seconds: float = Field(default=15.0, gt=0)
+    claim_interval_seconds: float = Field(default=5.0, gt=0)
+    # Consumers with nothing pending and idle this long are removed from the group (restarted relays).
+    stale_consumer_seconds: float = Field(default=3600.0, gt=0)
+    # JetStream drops a re-publish of the same Nats-Msg-Id within this window; it must outlast any retry.
+    duplicate_window_seconds: float = Field(default=120.0, gt=0)
+    stream_max_age_seconds: float = Field(default=7 * 86_400.0, gt=0)
+    stream_max_bytes: int = Field(default=-1, ge=-1)
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    # Above this many entries across all partitions the relay logs an alert and /readyz fails: the
+    # archive is falling behind and Redis memory is being spent on the backlog.
+    outbox_alert_entries: int = Field(default=500_000, ge=1)
+    monitor_interval_seconds: float = Field(default=1.0, gt=0)
+    nats_ping_interval_seconds: float = Field(default=5.0, gt=0)
+    nats_connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Items whose currency the relay remembers (bid events carry none; the archive wants it on each bid).
+    currency_cache_size: int = Field(default=100_000, ge=1)
+    host: str = "127.0.0.1"
+    # /healthz, /readyz and /metrics; 0 picks a free port.
+    port: int = Field(default=8090, ge=0, le=65535)
+    # Below the supervisor's SIGKILL grace (devstack: 10 s, Kubernetes: 30 s), so a stop is always clean.
+    shutdown_grace_seconds: float = Field(default=5.0, ge=0)
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    log_json: bool = False
+    # Fault injection for the resilience tests, never for production: SIGKILL this process in its n-th
+    # round, at `crash_point`: after the publish acks but before the outbox removal, or after reading
+    # the entries but before publishing them. 0 disables it.
+    crash_after_batches: int = Field(default=0, ge=0)
+    crash_point: Literal["after_publish", "before_publish"] = "after_publish"
+
+    @model_validator(mode="after")
+    def _check_windows(self) -> Self:
+        """A retry must land inside the duplicate window, or a crash could publish an event twice."""
+        slowest_retry = self.claim_idle_seconds + self.claim_interval_seconds + 2 * self.ack_timeout_seconds
+        if self.duplicate_window_seconds <= slowest_retry:
+            raise ValueError(
+                f"duplicate_window_seconds ({self.duplicate_window_seconds}) must exceed "
+                f"claim_idle + claim_interval + 2 * ack_timeout ({slowest_retry})"
+            )
+        if self.claim_idle_seconds <= self.ack_timeout_seconds:
+            raise ValueError("claim_idle_seconds must exceed ack_timeout_seconds, or live relays steal work")
+        return self
