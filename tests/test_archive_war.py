@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
+import sys
 from collections.abc import AsyncIterator
 
 import grpc
 import httpx
 import pytest
 
+from auction import AsyncAuctionClient, NotFound
 from auction.v1 import bidder_pb2, history_pb2, history_pb2_grpc
 from core_bidder.keys import item_keys
 from devstack.ports import free_port
@@ -177,6 +180,18 @@ async def test_edge_serves_bid_history_from_the_archive(
         missing = await client.get("/items/no-such-item/bids")
         assert missing.status_code == 404
         assert missing.headers["content-type"].startswith("application/problem+json")
+        # The SDK's history iterator and the CLI's `history` read the same pages.
+        async with AsyncAuctionClient(f"http://127.0.0.1:{port}") as sdk:
+            assert [bid.seq async for bid in sdk.iter_bids(item_id, page_size=5)] == seqs
+            with pytest.raises(NotFound):
+                await sdk.list_bids("no-such-item")
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "auction.cli", "--url", f"http://127.0.0.1:{port}", "--json", "history",
+            item_id, "--limit", "7", stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await cli.communicate()
+        assert cli.returncode == 0
+        assert [bid["seq"] for bid in json.loads(out)] == seqs[:7]
 
 
 async def test_rebuild_restores_an_items_live_state_from_the_archive(
