@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
-
 import uvloop
 from prometheus_client import start_http_server
 
 from archiver.server import ArchiverServer
 from archiver.settings import ArchiverSettings
-from core_bidder.logs import configure_logging
+from auction_common.lifecycle import run_until_signal
+from auction_common.logs import configure_logging
 
 
 async def serve(settings: ArchiverSettings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     server = ArchiverServer(settings)
-    starting = asyncio.create_task(server.start())
-    stopping = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not starting.done():
-            starting.cancel()  # a signal while waiting for PostgreSQL: give up starting
-            with contextlib.suppress(asyncio.CancelledError):
-                await starting
-        else:
-            starting.result()
-            await stopping
-    finally:
-        stopping.cancel()
-        await server.stop()
+    await run_until_signal(server.start, server.stop)
 
 
 def main() -> None:

@@ -14,9 +14,7 @@ import contextlib
 import asyncpg
 import grpc
 import structlog
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health_pb2
 from nats.aio.client import Client as NatsClient
 
 from archiver import migrations
@@ -26,6 +24,7 @@ from archiver.history_service import HistoryServicer
 from archiver.settings import ArchiverSettings
 from archiver.writer import ArchiveWriter
 from auction.v1 import history_pb2, history_pb2_grpc
+from auction_common.grpc_serving import add_health_and_reflection
 from relay.nats_connection import connect_nats
 
 log = structlog.get_logger(__name__)
@@ -45,7 +44,7 @@ class ArchiverServer:
             settings.postgres_dsn, settings.statement_timeout_seconds, settings.connect_timeout_seconds
         )
         self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        self.health = health_aio.HealthServicer()
+        self.health = add_health_and_reflection(self.server, SERVICE_NAME)
         self.port = 0
         self._stop = asyncio.Event()
         self._nc: NatsClient | None = None
@@ -56,15 +55,6 @@ class ArchiverServer:
         await self.reader.open()
         await self._migrate()
         history_pb2_grpc.add_HistoryServiceServicer_to_server(HistoryServicer(self.reader), self.server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            [
-                SERVICE_NAME,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            self.server,
-        )
         self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         await self._follow_postgres_once()
         await self.server.start()

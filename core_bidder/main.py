@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
-
 import uvloop
 from prometheus_client import start_http_server
 
-from core_bidder.logs import configure_logging
+from auction_common.lifecycle import run_until_signal
+from auction_common.logs import configure_logging
 from core_bidder.server import BidderServer
 from core_bidder.settings import BidderSettings
 
 
 async def serve(settings: BidderSettings) -> None:
     server = BidderServer(settings)
-    await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop()
+    await run_until_signal(server.start, server.stop)
 
 
 def main() -> None:

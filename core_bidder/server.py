@@ -7,12 +7,11 @@ import contextlib
 
 import grpc
 import structlog
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health_pb2
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from auction.v1 import bidder_pb2, bidder_pb2_grpc
+from auction_common.grpc_serving import add_health_and_reflection
 from core_bidder.servicer import BidderServicer
 from core_bidder.settings import BidderSettings
 from core_bidder.store import ItemStore
@@ -39,21 +38,12 @@ class BidderServer:
         self.redis = Redis(connection_pool=pool)
         self.store = ItemStore(self.redis, settings, make_writer(self.redis, settings))
         self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        self.health = health_aio.HealthServicer()
+        self.health = add_health_and_reflection(self.server, SERVICE_NAME)
         self.port = 0
         self._health_task: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         bidder_pb2_grpc.add_BidderServiceServicer_to_server(BidderServicer(self.store), self.server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            [
-                SERVICE_NAME,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            self.server,
-        )
         self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         await self._follow_redis_once()
         await self.server.start()

@@ -14,7 +14,7 @@ import sys
 import uvloop
 from pydantic import ValidationError
 
-from core_bidder.logs import configure_logging
+from auction_common.logs import configure_logging
 from fanout.server import FanoutServer
 from fanout.settings import FanoutSettings
 
