@@ -22,13 +22,16 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest_asyncio
 import redis.asyncio as redis_asyncio
 
 from devstack.child import LineSink, PrefixPrinter
+from devstack.server_base import ServerProcess
 from devstack.servers import NatsServer, PostgresServer, RedisServer
+
+S = TypeVar("S", bound=ServerProcess)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -57,41 +60,39 @@ def temp_data_dir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def redis_server() -> AsyncIterator[RedisServer]:
-    """A session-wide `redis-server` (AOF, everysec) on a free port."""
-    with temp_data_dir("auction-redis-") as data_dir:
-        server = RedisServer(data_dir, sink=server_sink(), start_timeout=scaled(30))
-        await server.start()
-        try:
-            yield server
-        finally:
-            await server.stop()
-
-
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def nats_server() -> AsyncIterator[NatsServer]:
-    """A session-wide `nats-server -js` (file store) on a free port."""
-    with temp_data_dir("auction-nats-") as data_dir:
-        server = NatsServer(data_dir, sink=server_sink(), start_timeout=scaled(30))
-        await server.start()
-        try:
-            yield server
-        finally:
-            await server.stop()
-
-
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def postgres_server() -> AsyncIterator[PostgresServer]:
-    """A session-wide PostgreSQL with database `auction` (see `PostgresServer.dsn`) on a free port."""
-    with temp_data_dir("auction-pg-") as data_dir:
-        server = PostgresServer(data_dir, sink=server_sink(), start_timeout=scaled(30))
+@contextlib.asynccontextmanager
+async def running_server(server_class: type[S], prefix: str) -> AsyncIterator[S]:
+    """A real server of `server_class` in a fresh temporary data directory, stopped and removed after."""
+    with temp_data_dir(prefix) as data_dir:
+        server = server_class(data_dir, sink=server_sink(), start_timeout=scaled(30))
         try:
             await server.start()
             yield server
         finally:
             await server.stop()
-            server.remove_cluster()
+            if isinstance(server, PostgresServer):
+                server.remove_cluster()  # it may live outside data_dir (see PostgresServer)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def redis_server() -> AsyncIterator[RedisServer]:
+    """A session-wide `redis-server` (AOF, everysec) on a free port."""
+    async with running_server(RedisServer, "auction-redis-") as server:
+        yield server
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def nats_server() -> AsyncIterator[NatsServer]:
+    """A session-wide `nats-server -js` (file store) on a free port."""
+    async with running_server(NatsServer, "auction-nats-") as server:
+        yield server
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def postgres_server() -> AsyncIterator[PostgresServer]:
+    """A session-wide PostgreSQL with database `auction` (see `PostgresServer.dsn`) on a free port."""
+    async with running_server(PostgresServer, "auction-pg-") as server:
+        yield server
 
 
 @pytest_asyncio.fixture(loop_scope="session")
