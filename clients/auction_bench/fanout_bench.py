@@ -48,7 +48,12 @@ class Figures:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    socket_p50_ms: float
+    socket_p99_ms: float
+    socket_max_ms: float
     cpu_ms_per_bid: float
+    system_share: float
+    client_cpu_ms_per_bid: float
     stream_cpu_pct: float
     rss_kib_per_viewer: float
     stream_events: int
@@ -58,10 +63,22 @@ class Figures:
     missing: int
     closed: int
 
+    @property
+    def floor_ms(self) -> float:
+        """The least time all viewers can have a bid: the CPU the fan-out and the viewers spend on it,
+        spread perfectly over every core of this machine (they share it)."""
+        return (self.cpu_ms_per_bid + self.client_cpu_ms_per_bid) / (os.cpu_count() or 1)
+
 
 def cpu_seconds(pid: int) -> float:
+    user, system = cpu_split(pid)
+    return user + system
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of one process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    return int(fields[11]) / _TICKS, int(fields[12]) / _TICKS
 
 
 def rss_kib(pid: int) -> int:
@@ -125,10 +142,12 @@ async def run_one(n: int, ns: argparse.Namespace, redis_url: str, bidder_target:
         await asyncio.sleep(0.5)
         rss_before = sum(rss_kib(pid) for pid in pids)
         procs = max(1, min(ns.client_procs, -(-n // 250)))
+        niceness = getattr(ns, "client_nice", 0)
         for index in range(procs):
             share = n // procs + (1 if index < n % procs else 0)
             here, there = context.Pipe()
-            proc = context.Process(target=worker, args=(there, LOCALHOST, port, item_id, share), daemon=True)
+            args = (there, LOCALHOST, port, item_id, share, niceness)
+            proc = context.Process(target=worker, args=args, daemon=True)
             proc.start()
             workers.append((proc, here))
         connected = 0
@@ -141,11 +160,16 @@ async def run_one(n: int, ns: argparse.Namespace, redis_url: str, bidder_target:
         bidding = Bidding(stub, item_id)
         gap = max(0.2, n / 15_000)
         cpu0 = sum(cpu_seconds(pid) for pid in pids)
+        sys0 = sum(cpu_split(pid)[1] for pid in pids)
+        client_pids = [proc.pid for proc, _ in workers if proc.pid is not None]
+        client0 = sum(cpu_seconds(pid) for pid in client_pids)
         single: list[int] = []
         for _ in range(ns.bids):
             single.append(await bidding.one())
             await asyncio.sleep(gap)
         cpu1 = sum(cpu_seconds(pid) for pid in pids)
+        sys1 = sum(cpu_split(pid)[1] for pid in pids)
+        client1 = sum(cpu_seconds(pid) for pid in client_pids)
 
         stream: list[int] = []
         started = time.monotonic()
@@ -173,16 +197,18 @@ async def run_one(n: int, ns: argparse.Namespace, redis_url: str, bidder_target:
         for process in reversed(fanouts):
             await process.stop()
 
-    def latencies(seqs: list[int]) -> list[float]:
+    def latencies(seqs: list[int], at_socket: bool = False) -> list[float]:
         values: list[float] = []
         for seq in seqs:
             accepted = bidding.accepted_at[seq]
             for tally in tallies:
-                values.extend((t - accepted) * 1000 for t in tally.arrivals.get(seq, ()))
+                times = (tally.socket_arrivals if at_socket else tally.arrivals).get(seq, ())
+                values.extend((t - accepted) * 1000 for t in times)
         values.sort()
         return values
 
     single_ms, stream_ms = latencies(single), latencies(stream)
+    socket_ms = latencies(single, at_socket=True)
     last = stream[-1]
     return Figures(
         viewers=n,
@@ -190,7 +216,12 @@ async def run_one(n: int, ns: argparse.Namespace, redis_url: str, bidder_target:
         p50_ms=percentile(single_ms, 0.50),
         p99_ms=percentile(single_ms, 0.99),
         max_ms=single_ms[-1] if single_ms else float("nan"),
+        socket_p50_ms=percentile(socket_ms, 0.50),
+        socket_p99_ms=percentile(socket_ms, 0.99),
+        socket_max_ms=socket_ms[-1] if socket_ms else float("nan"),
         cpu_ms_per_bid=(cpu1 - cpu0) * 1000 / max(1, len(single)),
+        system_share=(sys1 - sys0) / max(cpu1 - cpu0, 1e-9),
+        client_cpu_ms_per_bid=(client1 - client0) * 1000 / max(1, len(single)),
         stream_cpu_pct=(cpu2 - cpu1) * 100 / elapsed,
         rss_kib_per_viewer=(rss_after - rss_before) / max(1, connected),
         stream_events=len(stream),
@@ -203,7 +234,9 @@ async def run_one(n: int, ns: argparse.Namespace, redis_url: str, bidder_target:
 
 
 HEADER = (
-    f"{'viewers':>8}{'conn':>7}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'cpu ms/bid':>11}"
+    f"{'viewers':>8}{'conn':>7}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'sock p50':>9}{'sock p99':>9}"
+    f"{'sock max':>9}{'cpu ms/bid':>11}{'sys %':>6}"
+    f"{'clients ms/bid':>15}{'floor ms':>9}"
     f"{'cpu% 50/s':>10}{'KiB/viewer':>11}{'stream ev':>10}{'str p99':>9}{'dropped':>8}{'reord/dup':>10}"
     f"{'behind':>7}{'closed':>7}"
 )
@@ -212,7 +245,10 @@ HEADER = (
 def row(f: Figures) -> str:
     return (
         f"{f.viewers:>8}{f.connected:>7}{f.p50_ms:>8.1f}{f.p99_ms:>8.1f}{f.max_ms:>8.1f}"
-        f"{f.cpu_ms_per_bid:>11.1f}{f.stream_cpu_pct:>10.1f}{f.rss_kib_per_viewer:>11.1f}"
+        f"{f.socket_p50_ms:>9.1f}{f.socket_p99_ms:>9.1f}{f.socket_max_ms:>9.1f}"
+        f"{f.cpu_ms_per_bid:>11.1f}{f.system_share * 100:>6.0f}"
+        f"{f.client_cpu_ms_per_bid:>15.1f}{f.floor_ms:>9.1f}"
+        f"{f.stream_cpu_pct:>10.1f}{f.rss_kib_per_viewer:>11.1f}"
         f"{f.stream_events:>10}{f.stream_p99_ms:>9.1f}{f.dropped:>8}{f.repeated:>10}{f.missing:>7}{f.closed:>7}"
     )
 
@@ -252,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bids", type=int, default=30, help="single bids for the latency figures")
     parser.add_argument("--rate", type=float, default=50.0, help="bids/s in the steady stream")
     parser.add_argument("--stream-seconds", type=float, default=10.0, help="length of the steady stream")
+    parser.add_argument("--client-nice", type=int, default=0, help="niceness of the viewer processes")
     parser.add_argument("--broadcast", choices=("library", "frame"), default="frame")
     parser.add_argument("--run-timeout", type=float, default=240.0, help="seconds allowed per viewer count")
     ns = parser.parse_args(argv)
