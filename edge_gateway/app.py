@@ -11,9 +11,9 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-import grpc
 from fastapi import FastAPI
 
+from auction_common.grpc_channels import upstream_channel
 from edge_gateway import routes_items, routes_ops
 from edge_gateway.auth import TokenVerifier
 from edge_gateway.body_limit import BodyLimitMiddleware
@@ -52,10 +52,8 @@ def create_app(settings: EdgeSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One channel per upstream: HTTP/2 multiplexes every concurrent call over it.
-        bidder_channel = grpc.aio.insecure_channel(settings.bidder_target)
-        history_channel = (
-            grpc.aio.insecure_channel(settings.history_target) if settings.history_target else None
-        )
+        bidder_channel = upstream_channel(settings.bidder_target)
+        history_channel = upstream_channel(settings.history_target) if settings.history_target else None
         bidder = BidderClient(
             bidder_channel,
             settings.grpc_timeout_seconds,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import grpc
 
 from auction.v1 import bidder_pb2, bidder_pb2_grpc
+from auction_common.grpc_channels import upstream_channel
 from core_bidder.keys import ITEM_ID_PATTERN
 from edge_gateway.convert import item_json
 from fanout.errors import ItemNotFound, UpstreamUnavailable
@@ -33,7 +34,7 @@ class SnapshotSource:
     """`get(item_id)`: the item's snapshot frame, coalescing concurrent requests per item."""
 
     def __init__(self, target: str, timeout: float, metrics: FanoutMetrics) -> None:
-        self._channel = grpc.aio.insecure_channel(target)
+        self._channel = upstream_channel(target)
         self._stub = bidder_pb2_grpc.BidderServiceStub(self._channel)
         self._timeout = timeout
         self._metrics = metrics
