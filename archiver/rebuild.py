@@ -1,15 +1,17 @@
 """`python -m archiver.rebuild ITEM_ID... | --all`: rebuild items' live state in Redis from the archive.
 
-For the day Redis loses data. Per item it writes, in one MULTI/EXEC, the item hash (the fields the bid
-script uses), the partition index entry, and the event history stream; bidding then continues at the
-next seq. It is careful about three things:
+For the day Redis loses data. Per item it writes, in one atomic Lua call (`core_bidder/lua/rebuild_item.lua`),
+the item hash (the fields the bid script uses), the partition index entry, and the event history stream;
+bidding then continues at the next seq. It is careful about three things:
 
 - The archive must have caught up: events still in JetStream would later collide with the seqs of new
   bids. So it refuses while the archiver's consumer has anything pending (unless --skip-backlog-check).
 - An item that still exists in Redis is left alone (unless --force): Redis may be ahead of the archive.
 - A surviving history stream newer than the archive is never overwritten: Redis is ahead there too.
 
-Settings are the archiver's (`ARCHIVER_POSTGRES_DSN`, `ARCHIVER_REDIS_URL`, `ARCHIVER_PARTITIONS`, ...).
+Settings are the archiver's (`ARCHIVER_POSTGRES_DSN`, `ARCHIVER_REDIS_URL`, `ARCHIVER_REDIS_CLUSTER`,
+`ARCHIVER_PARTITIONS`, ...). On Redis Cluster each item's call touches keys of its one hash tag only, so it
+runs on the node owning it.
 Idempotency records and the outbox are not rebuilt: both are short-lived by design.
 """
 
@@ -24,12 +26,13 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import nats
 import nats.errors
-from redis.asyncio import Redis
-from redis.exceptions import WatchError
 
 from archiver.live_state import ArchivedBid, ArchivedItem, LiveState, live_state, ms
 from archiver.settings import ArchiverSettings
+from auction_common.redis_client import AnyRedis, close_redis, make_redis
 from core_bidder.keys import item_keys
+from core_bidder.scripts import register
+from relay.nats_connection import nats_servers
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -56,7 +59,9 @@ class Outcome:
 
 async def archive_backlog(settings: ArchiverSettings) -> int:
     """Events the archiver has not committed and acked yet (pending plus in flight)."""
-    nc = await nats.connect(settings.nats_url, connect_timeout=2, max_reconnect_attempts=0)
+    nc = await nats.connect(
+        servers=nats_servers(settings.nats_url), connect_timeout=2, max_reconnect_attempts=0
+    )
     try:
         info = await nc.jetstream().consumer_info(settings.stream, settings.durable)
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
@@ -80,43 +85,32 @@ async def read_item(conn: Any, item_id: str, keep: int) -> tuple[ArchivedItem, i
     return item, count, recent
 
 
-async def write_item(redis: Redis, item: ArchivedItem, state: LiveState, partitions: int, force: bool) -> str:
-    """Write one item's live state atomically; the outcome name (see `Outcome.result`)."""
+async def write_item(
+    redis: AnyRedis, item: ArchivedItem, state: LiveState, partitions: int, force: bool
+) -> str:
+    """Write one item's live state atomically; the outcome name (see `Outcome.result`).
+
+    One Lua call rather than WATCH/MULTI/EXEC: the same on a single server and on Redis Cluster, where
+    redis-py's cluster transactions run every command on a thread of its own (see
+    `auction_common.redis_client`), which a history of thousands of events would pay for per entry.
+    """
     keys = item_keys(item.item_id, partitions)
-    async with redis.pipeline(transaction=True) as pipe:
-        while True:
-            try:
-                await pipe.watch(keys.item, keys.events)
-                if await pipe.exists(keys.item) and not force:
-                    return "exists"
-                newest = await pipe.xrevrange(keys.events, "+", "-", count=1)
-                newest_seq = _seq_of(newest[0][0]) if newest else 0
-                if newest_seq > state.seq:
-                    return "ahead"
-                pipe.multi()  # type: ignore[no-untyped-call]
-                pipe.delete(keys.item)
-                pipe.hset(keys.item, mapping=dict(state.fields.items()))
-                pipe.zadd(keys.index, {item.item_id: item.created_ms})
-                if newest_seq < state.seq:  # missing or older: replace it with the archive's
-                    pipe.delete(keys.events)
-                    for entry_id, event in state.events:
-                        pipe.xadd(keys.events, {"e": event}, id=entry_id)
-                await pipe.execute()
-                return "rebuilt"
-            except WatchError:
-                continue  # the item changed meanwhile: look again
-
-
-def _seq_of(entry_id: bytes | str | None) -> int:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-    return int(text.split("-", 1)[0])
+    args: list[str | int] = [
+        "1" if force else "0", item.item_id, item.created_ms, state.seq, len(state.fields),
+    ]  # fmt: skip
+    for name, value in state.fields.items():
+        args += (name, value)
+    for entry_id, event in state.events:
+        args += (entry_id, event)
+    result = await register(redis, "rebuild_item")(keys=[keys.item, keys.events, keys.index], args=args)
+    return result.decode() if isinstance(result, bytes) else str(result)
 
 
 async def rebuild(
     settings: ArchiverSettings, item_ids: Sequence[str], every: bool, force: bool
 ) -> list[Outcome]:
     conn = await asyncpg.connect(settings.postgres_dsn, timeout=settings.connect_timeout_seconds)
-    redis = Redis.from_url(settings.redis_url)
+    redis = make_redis(settings.redis_url, cluster=settings.redis_cluster)
     outcomes: list[Outcome] = []
     try:
         for item_id in await _targets(conn, item_ids, every):
@@ -130,7 +124,7 @@ async def rebuild(
             outcomes.append(Outcome(item_id, result, state.seq))
     finally:
         await conn.close()
-        await redis.aclose()
+        await close_redis(redis)
     return outcomes
 
 

@@ -16,6 +16,8 @@ class ArchiverSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ARCHIVER_", frozen=True)
 
     postgres_dsn: str = "postgresql://auction@127.0.0.1:5432/auction"
+    # One URL or several, comma-separated (the nodes of a NATS cluster): the client starts with any
+    # reachable one, learns the others from it, and fails over to them when its server goes away.
     nats_url: str = "nats://127.0.0.1:4222"
     stream: str = "AUCTION"
     filter_subject: str = "auction.events.>"
@@ -43,6 +45,8 @@ class ArchiverSettings(BaseSettings):
     log_json: bool = False
     # Rebuild only: where live state goes, and how it is laid out (must match the bidder's).
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis Cluster (cluster mode on): `redis_url` is any one node, and the rebuild uses a cluster client.
+    redis_cluster: bool = False
     partitions: int = Field(default=16, ge=1, le=16384)
     history_maxlen: int = Field(default=10_000, ge=100)
     # Fault injection for the resilience tests, never for production: SIGKILL this process right after

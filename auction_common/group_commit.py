@@ -3,7 +3,8 @@
 While `max_in_flight` commits are out, submitted items queue; the next commit takes the whole queue
 (up to `max_batch`). At low load an item goes out alone and at once (no added wait); under load batches
 grow by themselves. `commit` gets the items in submission order and returns one result per item in the
-same order; if it raises, every item of that batch fails with the same exception. Used by the edge
+same order; an exception in an item's place fails that item alone, and if `commit` raises, every item
+of that batch fails with the same exception. Used by the edge
 (bids -> one PlaceBids call) and by the bidder (bids -> one Lua call per item).
 
 With `key`, items of one key are committed strictly in submission order: a batch never takes an item
@@ -25,7 +26,7 @@ Result = TypeVar("Result")
 class GroupCommit(Generic[Item, Result]):
     def __init__(
         self,
-        commit: Callable[[list[Item]], Awaitable[Sequence[Result]]],
+        commit: Callable[[list[Item]], Awaitable[Sequence[Result | Exception]]],
         *,
         max_batch: int,
         max_in_flight: int,
@@ -89,7 +90,11 @@ class GroupCommit(Generic[Item, Result]):
                     future.set_exception(exc)
         else:
             for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
                     future.set_result(result)
         finally:
             self._in_flight -= 1

@@ -36,7 +36,7 @@ class GroupCommitter:
     def submit(self, keys: ItemKeys, bid: BidInput) -> asyncio.Future[Reply]:
         return self._group.submit((keys, bid))
 
-    async def _commit(self, batch: list[tuple[ItemKeys, BidInput]]) -> list[Reply]:
+    async def _commit(self, batch: list[tuple[ItemKeys, BidInput]]) -> list[Reply | Exception]:
         BATCH_SIZE.observe(len(batch))
         by_item: dict[str, tuple[ItemKeys, list[BidInput], list[int]]] = {}
         for position, (keys, bid) in enumerate(batch):
@@ -47,8 +47,12 @@ class GroupCommitter:
             entry[2].append(position)
         groups: list[Group] = [(keys, bids) for keys, bids, _ in by_item.values()]
         results = await self._writer.place_groups(groups)
-        replies: list[Reply] = [[] for _ in batch]
+        replies: list[Reply | Exception] = [[] for _ in batch]
         for (_, _, positions), group_replies in zip(by_item.values(), results, strict=True):
+            if isinstance(group_replies, Exception):
+                for position in positions:
+                    replies[position] = group_replies
+                continue
             for position, reply in zip(positions, group_replies, strict=True):
                 replies[position] = reply
         return replies

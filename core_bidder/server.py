@@ -8,10 +8,10 @@ import contextlib
 import grpc
 import structlog
 from grpc_health.v1 import health_pb2
-from redis.asyncio import BlockingConnectionPool, Redis
 
 from auction.v1 import bidder_pb2, bidder_pb2_grpc
 from auction_common.grpc_serving import add_health_and_reflection
+from auction_common.redis_client import AnyRedis, close_redis, make_redis
 from core_bidder.servicer import BidderServicer
 from core_bidder.settings import BidderSettings
 from core_bidder.store import ItemStore
@@ -21,7 +21,7 @@ log = structlog.get_logger(__name__)
 SERVICE_NAME = bidder_pb2.DESCRIPTOR.services_by_name["BidderService"].full_name
 
 
-def make_writer(redis: Redis, settings: BidderSettings) -> BidWriter:
+def make_writer(redis: AnyRedis, settings: BidderSettings) -> BidWriter:
     if settings.strategy == "watch":
         return WatchBidWriter(redis, settings)
     return LuaBidWriter(redis, settings)
@@ -32,10 +32,9 @@ class BidderServer:
 
     def __init__(self, settings: BidderSettings) -> None:
         self.settings = settings
-        pool = BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=settings.redis_max_connections, timeout=5
+        self.redis = make_redis(
+            settings.redis_url, cluster=settings.redis_cluster, max_connections=settings.redis_max_connections
         )
-        self.redis = Redis(connection_pool=pool)
         self.store = ItemStore(self.redis, settings, make_writer(self.redis, settings))
         self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         self.health = add_health_and_reflection(self.server, SERVICE_NAME)
@@ -48,7 +47,13 @@ class BidderServer:
         await self._follow_redis_once()
         await self.server.start()
         self._health_task = asyncio.create_task(self._follow_redis())
-        log.info("bidder_listening", host=self.settings.host, port=self.port, strategy=self.settings.strategy)
+        log.info(
+            "bidder_listening",
+            host=self.settings.host,
+            port=self.port,
+            strategy=self.settings.strategy,
+            redis_cluster=self.settings.redis_cluster,
+        )
         return self.port
 
     async def stop(self) -> None:
@@ -59,8 +64,7 @@ class BidderServer:
                 await self._health_task
         await self.server.stop(self.settings.shutdown_grace_seconds)
         await self.store.drain()
-        await self.redis.aclose()
-        await self.redis.connection_pool.disconnect()  # the client doesn't own a pool it was given
+        await close_redis(self.redis)
         log.info("bidder_stopped")
 
     async def _follow_redis(self) -> None:

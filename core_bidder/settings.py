@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class BidderSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BIDDER_", frozen=True)
 
+    # With `redis_cluster`, any one node of the cluster (the client discovers the rest); database 0.
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis Cluster (cluster mode on, e.g. ElastiCache): a cluster-aware client, each Lua call and
+    # read routed to the node owning the item's hash tag, and live events sent with SPUBLISH (implied:
+    # see `publish_command`). Only the `lua` strategy: WATCH transactions are refused (see below).
+    redis_cluster: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=50051, ge=0, le=65535)
     # How bids are written; both give the same outcomes, the experiments compare them.
@@ -23,11 +28,37 @@ class BidderSettings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
     # Give up a WATCH transaction after this many conflicts (answers ABORTED-like UNAVAILABLE).
     watch_max_attempts: int = Field(default=10_000, ge=1)
-    # Use SPUBLISH (sharded Pub/Sub) for live events, for Redis Cluster.
+    # Use SPUBLISH (sharded Pub/Sub) for live events; always on with `redis_cluster`.
     sharded_pubsub: bool = False
+    # Single server: the pool's bound (callers wait for a free connection). Cluster: per node, and a
+    # call finding every connection of its node busy fails instead of waiting.
     redis_max_connections: int = Field(default=64, ge=1)
     health_interval_seconds: float = Field(default=1.0, gt=0)
     shutdown_grace_seconds: float = Field(default=5.0, ge=0)
     metrics_port: int = Field(default=0, ge=0, le=65535)  # 0: no metrics listener
     log_level: str = "info"
     log_json: bool = False
+
+    @model_validator(mode="after")
+    def _check_cluster(self) -> Self:
+        """Refuse WATCH on a cluster at startup rather than misbehave under load.
+
+        redis-py 8.1's cluster pipeline runs every command of a transaction on a new thread with its own
+        event loop while the bidder's loop waits (about 30 ms per WATCH transaction here), and refuses
+        TIME in it, which the WATCH writer reads under WATCH. See `auction_common.redis_client`.
+        """
+        if self.redis_cluster and self.strategy == "watch":
+            raise ValueError(
+                "BIDDER_STRATEGY=watch is not supported with BIDDER_REDIS_CLUSTER=true: redis-py's cluster "
+                "transactions block the event loop and refuse TIME; use BIDDER_STRATEGY=lua"
+            )
+        return self
+
+    @property
+    def publish_command(self) -> str:
+        """How live events are published: SPUBLISH on a cluster or when asked, else PUBLISH.
+
+        The fan-out subscribes with SSUBSCRIBE whenever it runs in cluster mode, so the bidder must use
+        SPUBLISH there too; a PUBLISH would reach every node over the cluster bus but no viewer.
+        """
+        return "SPUBLISH" if self.sharded_pubsub or self.redis_cluster else "PUBLISH"

@@ -11,6 +11,9 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, NamedTuple
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from core_bidder.committer import GroupCommitter
 from core_bidder.errors import (
     BidderError,
@@ -19,6 +22,7 @@ from core_bidder.errors import (
     InvalidArgument,
     ItemNotFound,
     RejectReason,
+    StoreUnavailable,
 )
 from core_bidder.events import created_event
 from core_bidder.keys import ItemKeys, index_key, item_keys
@@ -36,8 +40,7 @@ from core_bidder.writers import BidInput
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from redis.asyncio import Redis
-
+    from auction_common.redis_client import AnyRedis
     from core_bidder.settings import BidderSettings
     from core_bidder.writers import BidWriter, Reply
 
@@ -64,12 +67,12 @@ def new_item_id() -> str:
 
 
 class ItemStore:
-    def __init__(self, redis: Redis, settings: BidderSettings, writer: BidWriter) -> None:
+    def __init__(self, redis: AnyRedis, settings: BidderSettings, writer: BidWriter) -> None:
         self._redis = redis
         self._committer = GroupCommitter(writer)
         self._partitions = settings.partitions
         self._maxlen = str(settings.history_maxlen)
-        self._publish = "SPUBLISH" if settings.sharded_pubsub else "PUBLISH"
+        self._publish = settings.publish_command
         self._create = register(redis, "create_item")
         self._static: OrderedDict[str, ItemStatic] = OrderedDict()
         self._keys: dict[str, ItemKeys] = {}
@@ -140,8 +143,12 @@ class ItemStore:
         replies = await asyncio.gather(*futures, return_exceptions=True)
         outcomes: list[AcceptedBid | BidderError] = []
         for bid, reply in zip(bids, replies, strict=True):
+            if isinstance(reply, RedisConnectionError | RedisTimeoutError):
+                # This bid's write failed (its Redis node unreachable); others may have been accepted.
+                outcomes.append(StoreUnavailable("auction store unavailable"))
+                continue
             if isinstance(reply, BaseException):
-                raise reply  # the store itself failed (Redis down): the whole call fails
+                raise reply  # not a failure of the store: a bug, reported for the whole call
             try:
                 outcomes.append(await self._accepted(bid.item_id, bid.bidder, bid.amount, reply))
             except BidderError as exc:

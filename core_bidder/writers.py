@@ -1,8 +1,9 @@
 """The two bid-write strategies. Both return `place_bid.lua`'s reply shape, so callers can't tell them apart.
 
 `LuaBidWriter` is the production path: one EVALSHA per item for a whole batch of bids (group commit).
+It works on a single server and on Redis Cluster alike: each call names keys of one hash tag only.
 `WatchBidWriter` applies the same rules under WATCH/MULTI/EXEC with retries, one transaction per bid;
-it exists to be measured against Lua, and counts its conflicts.
+it exists to be measured against Lua, and counts its conflicts (single server only, see settings).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 import orjson
 import structlog
 from prometheus_client import Counter
-from redis.exceptions import WatchError
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, RedisError, WatchError
 
 from core_bidder.errors import StoreUnavailable
 from core_bidder.events import bid_event
@@ -22,9 +24,9 @@ from core_bidder.rules import ItemStatus, min_next_bid, status_at
 from core_bidder.scripts import register
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
     from redis.asyncio.client import Pipeline
 
+    from auction_common.redis_client import AnyRedis
     from core_bidder.keys import ItemKeys
     from core_bidder.settings import BidderSettings
 
@@ -47,23 +49,24 @@ Group = tuple["ItemKeys", Sequence[BidInput]]
 
 
 class BidWriter(Protocol):
-    async def place_groups(self, groups: Sequence[Group]) -> list[list[Reply]]:
-        """Apply each item's bids in order; one reply per bid, grouped like the input."""
+    async def place_groups(self, groups: Sequence[Group]) -> list[list[Reply] | Exception]:
+        """Apply each item's bids in order; one reply per bid, grouped like the input, or an exception
+        in place of an item whose call failed (the others' outcomes stand)."""
         ...
 
 
 class _Common:
-    def __init__(self, redis: Redis, settings: BidderSettings) -> None:
+    def __init__(self, redis: AnyRedis, settings: BidderSettings) -> None:
         self._redis = redis
         self._ttl_ms = settings.idempotency_ttl_seconds * 1000
         self._maxlen = settings.history_maxlen
-        self._publish = "SPUBLISH" if settings.sharded_pubsub else "PUBLISH"
+        self._publish = settings.publish_command
 
 
 class LuaBidWriter(_Common):
-    """One EVALSHA per item and batch; several items go out in one pipeline (one round trip)."""
+    """One EVALSHA per item and batch; several items go out in one pipeline (one round trip per node)."""
 
-    def __init__(self, redis: Redis, settings: BidderSettings) -> None:
+    def __init__(self, redis: AnyRedis, settings: BidderSettings) -> None:
         super().__init__(redis, settings)
         self._script = register(redis, "place_bid")
         self._ttl_s, self._maxlen_s = str(self._ttl_ms), str(self._maxlen)
@@ -79,37 +82,61 @@ class LuaBidWriter(_Common):
                 args += (bidder, str(amount), "0")
         return key_list, args
 
-    async def place_groups(self, groups: Sequence[Group]) -> list[list[Reply]]:
-        if len(groups) == 1:
-            key_list, args = self._call(*groups[0])
+    async def place_groups(self, groups: Sequence[Group]) -> list[list[Reply] | Exception]:
+        calls = [self._call(keys, bids) for keys, bids in groups]
+        if len(calls) == 1:
+            key_list, args = calls[0]
             return [_replies(await self._script(keys=key_list, args=args))]
+        # EVALSHA queued as a raw command: redis-py's cluster pipeline blocks its `evalsha` method (it
+        # cannot know a script's keys share a slot; ours always do, and it routes by them), and awaiting
+        # the script object on it would re-initialize the pipeline and drop what was queued. Neither
+        # pipeline reloads scripts here, so a node that lost its script cache (restart, SCRIPT FLUSH)
+        # answers NOSCRIPT: the script did not run, and that call alone is repeated through the script
+        # object, which loads it on the node and runs it.
         async with self._redis.pipeline(transaction=False) as pipe:
-            for keys, bids in groups:
-                key_list, args = self._call(keys, bids)
-                await self._script(keys=key_list, args=args, client=pipe)
-            results = await pipe.execute()
-        return [_replies(r) for r in results]
+            for key_list, args in calls:
+                pipe.execute_command("EVALSHA", self._script.sha, len(key_list), *key_list, *args)
+            results = await pipe.execute(raise_on_error=False)
+        for index, result in enumerate(results):
+            if isinstance(result, NoScriptError):
+                key_list, args = calls[index]
+                try:
+                    results[index] = await self._script(keys=key_list, args=args)
+                except RedisError as exc:
+                    results[index] = exc
+        # A failure stays with its own item: on a cluster the other items' calls ran on other nodes and
+        # their bids may be accepted, so their callers must hear so.
+        return [r if isinstance(r, Exception) else _replies(r) for r in results]
 
 
 class WatchBidWriter(_Common):
-    def __init__(self, redis: Redis, settings: BidderSettings) -> None:
+    def __init__(self, redis: AnyRedis, settings: BidderSettings) -> None:
+        if not isinstance(redis, Redis):
+            raise TypeError("the WATCH strategy needs a single Redis server (see BidderSettings)")
         super().__init__(redis, settings)
+        self._server = redis
         self._max_attempts = settings.watch_max_attempts
         self.conflicts = 0
 
-    async def place_groups(self, groups: Sequence[Group]) -> list[list[Reply]]:
+    async def place_groups(self, groups: Sequence[Group]) -> list[list[Reply] | Exception]:
         """Every bid its own optimistic transaction; one item's bids in order, items at once."""
 
         async def group(keys: ItemKeys, bids: Sequence[BidInput]) -> list[Reply]:
             return [await self.place_bid(keys, *bid) for bid in bids]
 
-        return list(await asyncio.gather(*(group(keys, bids) for keys, bids in groups)))
+        outcomes = await asyncio.gather(*(group(keys, bids) for keys, bids in groups), return_exceptions=True)
+        results: list[list[Reply] | Exception] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome  # cancellation and the like are not an item's failure
+            results.append(outcome)
+        return results
 
     async def place_bid(self, keys: ItemKeys, bidder: str, amount: int, idempotency_key: str) -> Reply:
         idem_key = keys.idempotency(bidder, idempotency_key) if idempotency_key else None
         watched = [keys.item] if idem_key is None else [keys.item, idem_key]
         amount_s = str(amount)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._server.pipeline(transaction=True) as pipe:
             for _attempt in range(self._max_attempts):
                 try:
                     await pipe.watch(*watched)

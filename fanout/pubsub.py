@@ -8,7 +8,13 @@ history stream (a message published while the connection was down is otherwise g
 
 Flavours, matching the bidder: PUBLISH/SUBSCRIBE; SPUBLISH/SSUBSCRIBE on a single server
 (`sharded_pubsub`); and on Redis Cluster, SSUBSCRIBE through redis-py's `ClusterPubSub`, which keeps one
-connection per node owning a subscribed channel's hash tag.
+connection per node owning a subscribed channel's hash tag. It reads those connections one after the
+other, each with a timeout, so the timeout is kept short (`_CLUSTER_POLL_SECONDS`): it bounds how long a
+message on one node waits while another node is being read. It also lists a node's connection before
+that connection exists (the first SSUBSCRIBE to the node in flight) and after it closed it (the node's
+last SUNSUBSCRIBE); reading it then raises a RuntimeError that only means "look again". And it may keep
+a channel after dropping its node's connection, and then returns at once without reading anything: the
+reader pauses instead of spinning, which would starve the event loop (SIGTERM included).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ log = structlog.get_logger(__name__)
 _MESSAGE_TYPES = frozenset({"message", "smessage"})
 _SUBSCRIBED_TYPES = frozenset({"subscribe", "ssubscribe"})
 _RETRY_MIN, _RETRY_MAX = 0.05, 2.0
+_CLUSTER_POLL_SECONDS = 0.01
 
 
 class Listener(Protocol):
@@ -92,9 +99,36 @@ class Subscriber:
             if not self._pubsub.shard_channels:
                 await asyncio.sleep(0.05)
                 return None
-            message: dict[str, Any] | None = await self._pubsub.get_sharded_message(timeout=0.2)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            try:
+                message: dict[str, Any] | None = await self._pubsub.get_sharded_message(
+                    timeout=_CLUSTER_POLL_SECONDS
+                )
+            except RuntimeError as exc:
+                self._after_cluster_race(exc)
+                message = None
+            if message is None and loop.time() - started < _CLUSTER_POLL_SECONDS:
+                # Nothing was read from any node (e.g. it still lists a channel whose node connection
+                # it has already dropped): without a pause this loop would never yield to the others.
+                await asyncio.sleep(_CLUSTER_POLL_SECONDS)
             return message
         return await self._pubsub.get_message(timeout=None)  # type: ignore[no-any-return]
+
+    def _after_cluster_race(self, exc: RuntimeError) -> None:
+        """Recover from what `ClusterPubSub` raises when its node list changes under a read.
+
+        "pubsub connection not set": a node's connection listed but not (or no longer) connected.
+        "... StopIteration": its round-robin generator over the nodes ran out while the list was empty
+        for a moment, and stays exhausted; a fresh one is put in its place. Anything else is a bug.
+        """
+        text = str(exc)
+        if "StopIteration" in text:
+            pubsub = self._pubsub
+            assert isinstance(pubsub, ClusterPubSub)
+            setattr(pubsub, "_pubsubs_generator", ClusterPubSub._pubsubs_generator(pubsub))  # noqa: B010
+        elif "connection not set" not in text:
+            raise exc
 
     async def _read_forever(self) -> None:
         delay = _RETRY_MIN

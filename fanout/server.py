@@ -12,10 +12,9 @@ import contextlib
 import logging
 
 import structlog
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 from websockets.asyncio.server import Server, serve
 
+from auction_common.redis_client import AnyRedis, make_redis
 from fanout.broadcast import broadcaster
 from fanout.connection import ViewerConnection
 from fanout.errors import CLOSE_SERVICE_RESTART
@@ -37,11 +36,7 @@ class FanoutServer:
             raise ValueError("FANOUT_BROADCAST=frame needs compression off (frames are shared as bytes)")
         self.settings = settings
         self.metrics = FanoutMetrics()
-        self.redis: Redis | RedisCluster = (
-            RedisCluster.from_url(settings.redis_url)
-            if settings.redis_cluster
-            else Redis.from_url(settings.redis_url)
-        )
+        self.redis: AnyRedis = make_redis(settings.redis_url, cluster=settings.redis_cluster)
         self.history = History(self.redis, settings.partitions, settings.history_page)
         self.subscriber = Subscriber(self.redis, sharded=settings.sharded_pubsub, metrics=self.metrics)
         self.snapshots = SnapshotSource(settings.bidder_target, settings.grpc_timeout_seconds, self.metrics)

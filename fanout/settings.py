@@ -26,6 +26,7 @@ class FanoutSettings(BaseSettings):
     reuse_port: bool = True
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Redis Cluster: history reads and sharded Pub/Sub go to the node owning the item's hash tag.
+    # Implies sharded Pub/Sub, as BIDDER_REDIS_CLUSTER implies SPUBLISH on the bidder's side.
     redis_cluster: bool = False
     sharded_pubsub: bool = False
     partitions: int = Field(default=16, ge=1, le=16384)

@@ -15,13 +15,13 @@ from core_bidder.keys import item_keys
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from redis.asyncio import Redis
+    from auction_common.redis_client import AnyRedis
 
 CURRENCY_FIELD = "cur"
 
 
 class Currencies:
-    def __init__(self, redis: Redis, partitions: int, size: int) -> None:
+    def __init__(self, redis: AnyRedis, partitions: int, size: int) -> None:
         self._redis = redis
         self._partitions = partitions
         self._size = size

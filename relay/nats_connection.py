@@ -2,6 +2,10 @@
 
 Shared by the relay and the archiver, which both must ride out a NATS outage rather than exit. The ping
 interval is short so that a frozen server (SIGSTOP, a dead peer) is noticed in seconds, not minutes.
+
+The URL may name several servers, comma-separated (the nodes of a NATS cluster). The client connects to
+any reachable one, learns the rest of the cluster from it (INFO `connect_urls`), and on losing its server
+reconnects to another: that is the failover the relay and the archiver rely on.
 """
 
 from __future__ import annotations
@@ -15,6 +19,14 @@ from nats.aio.client import Client as NatsClient
 
 log = structlog.get_logger(__name__)
 ERROR_LOG_INTERVAL_SECONDS = 10.0
+
+
+def nats_servers(urls: str) -> list[str]:
+    """`nats://a:4222,nats://b:4222` (spaces allowed) as a list of URLs, as nats-py's `servers` wants."""
+    servers = [url.strip() for url in urls.split(",") if url.strip()]
+    if not servers:
+        raise ValueError("no NATS server URL given")
+    return servers
 
 
 async def connect_nats(
@@ -43,7 +55,7 @@ async def connect_nats(
         nc = NatsClient()
         try:
             await nc.connect(
-                url,
+                servers=nats_servers(url),
                 name=name,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=1,

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import ResponseError
 
 from core_bidder.keys import outbox_key
@@ -23,7 +24,9 @@ from core_bidder.keys import outbox_key
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from redis.asyncio import Redis
+    from redis.asyncio.client import Pipeline
+
+    from auction_common.redis_client import AnyRedis
 
 NEW = ">"
 OWN_PENDING = "0"
@@ -63,7 +66,7 @@ class PartitionDepth:
 class Outbox:
     """One relay instance's view of the outbox partitions."""
 
-    def __init__(self, redis: Redis, partitions: int, group: str, consumer: str, batch_size: int) -> None:
+    def __init__(self, redis: AnyRedis, partitions: int, group: str, consumer: str, batch_size: int) -> None:
         self._redis = redis
         self._keys = [outbox_key(p) for p in range(partitions)]
         self._group = group
@@ -89,7 +92,7 @@ class Outbox:
         partitions = list(cursors)
         async with self._redis.pipeline(transaction=False) as pipe:
             for p in partitions:
-                pipe.xreadgroup(self._group, self._consumer, {self._keys[p]: cursors[p]}, count=self._batch)
+                self._queue_read(pipe, self._keys[p], cursors[p])
             replies = await pipe.execute(raise_on_error=False)
         found: dict[int, list[Entry]] = {}
         for p, reply in zip(partitions, replies, strict=True):
@@ -101,6 +104,17 @@ class Outbox:
             entries = [Entry(p, eid, fields.get(EVENT_FIELD)) for _key, rows in reply for eid, fields in rows]
             found[p] = entries
         return found
+
+    def _queue_read(self, pipe: Pipeline | ClusterPipeline, key: str, cursor: str) -> None:
+        if isinstance(self._redis, RedisCluster):
+            # XREADGROUP's keys are "movable", so redis-py would ask a server for them (COMMAND GETKEYS,
+            # twice per call, on every poll); the slot table already names the node. A stale table gets
+            # MOVED, and the pipeline then sends that command again, routed by its key.
+            node = self._redis.get_node_from_key(key)
+            args = ("GROUP", self._group, self._consumer, "COUNT", self._batch, "STREAMS", key, cursor)
+            pipe.execute_command("XREADGROUP", *args, target_nodes=node)
+        else:
+            pipe.xreadgroup(self._group, self._consumer, {key: cursor}, count=self._batch)
 
     async def remove(self, done: Mapping[int, Iterable[bytes]]) -> None:
         """Delete published entries from the outbox and from this consumer's pending list."""

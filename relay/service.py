@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 
 import structlog
-from redis.asyncio import Redis
 
+from auction_common.redis_client import make_redis
 from relay.currency import Currencies
 from relay.monitor import OutboxMonitor
 from relay.nats_connection import connect_nats
@@ -28,7 +28,9 @@ log = structlog.get_logger(__name__)
 class RelayService:
     def __init__(self, settings: RelaySettings) -> None:
         self.settings = settings
-        self.redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        self.redis = make_redis(
+            settings.redis_url, cluster=settings.redis_cluster, socket_timeout=5, socket_connect_timeout=2
+        )
         self.outbox = Outbox(
             self.redis, settings.partitions, settings.group, settings.consumer, settings.batch_size
         )

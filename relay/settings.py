@@ -18,7 +18,13 @@ def default_consumer() -> str:
 class RelaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RELAY_", frozen=True)
 
+    # With `redis_cluster`, any one node of the cluster (the client discovers the rest); database 0.
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis Cluster (cluster mode on): a cluster-aware client. Each outbox partition is its own hash
+    # tag, so every read, claim and removal goes to the node owning that partition.
+    redis_cluster: bool = False
+    # One URL or several, comma-separated (the nodes of a NATS cluster): the client starts with any
+    # reachable one, learns the others from it, and fails over to them when its server goes away.
     nats_url: str = "nats://127.0.0.1:4222"
     # Must equal the bidder's BIDDER_PARTITIONS: the relay reads exactly those outbox streams.
     partitions: int = Field(default=16, ge=1, le=16384)
@@ -42,6 +48,7 @@ class RelaySettings(BaseSettings):
     duplicate_window_seconds: float = Field(default=120.0, gt=0)
     stream_max_age_seconds: float = Field(default=7 * 86_400.0, gt=0)
     stream_max_bytes: int = Field(default=-1, ge=-1)
+    # Copies of the stream in a NATS cluster (R3 survives the loss of one node); at most the node count.
     stream_replicas: int = Field(default=1, ge=1, le=5)
     # Above this many entries across all partitions the relay logs an alert and /readyz fails: the
     # archive is falling behind and Redis memory is being spent on the backlog.

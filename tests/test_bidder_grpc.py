@@ -208,6 +208,7 @@ async def test_all_keys_of_an_item_share_one_cluster_slot(bidder: BidderHandle) 
 async def test_list_items_pages_newest_first_and_filters_by_status(bidder: BidderHandle) -> None:
     """Pages are disjoint, newest first, and the status filter holds."""
     made = [await new_item(bidder) for _ in range(5)]
+    await asyncio.sleep(0.002)  # "newest" has millisecond resolution: items of one millisecond sort by id
     scheduled = await new_item(bidder, starts_in=600)
     seen: list[str] = []
     cursor = ""

@@ -82,3 +82,18 @@ async def test_items_of_one_key_are_never_in_two_commits_at_once() -> None:
         order = [x for batch in recorder.batches for x in batch if x % 2 == parity]
         assert order == sorted(order)
     assert recorder.most_running >= 2
+
+
+async def test_an_exception_in_an_items_place_fails_that_item_alone() -> None:
+    """A commit may fail single items (one Redis node down) while the rest of its batch succeeds."""
+
+    async def commit(batch: list[int]) -> list[int | Exception]:
+        await asyncio.sleep(0.01)
+        return [ValueError(f"item {x} failed") if x % 2 else x * 10 for x in batch]
+
+    group: GroupCommit[int, int] = GroupCommit(commit, max_batch=64, max_in_flight=1)
+    futures = [group.submit(x) for x in range(6)]
+    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    assert [o if isinstance(o, int) else str(o) for o in outcomes] == [
+        0, "item 1 failed", 20, "item 3 failed", 40, "item 5 failed",
+    ]  # fmt: skip

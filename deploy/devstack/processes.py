@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Self, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import grpc
 import httpx
@@ -23,10 +23,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.child import ChildProcess, LineSink, PrefixPrinter
 from devstack.errors import StartError
+from devstack.started import Started
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from types import TracebackType
 
 ReadyCheck: TypeAlias = Callable[[], Awaitable[bool]]
 """An async predicate: True once the service is ready. It should answer within about a second."""
@@ -62,7 +62,7 @@ def http_ok(url: str, *, probe_timeout: float = 1.0) -> ReadyCheck:
     return check
 
 
-class ServiceProcess:
+class ServiceProcess(Started):
     """`[sys.executable, "-m", module]` with extra environment, output prefixed with `name`.
 
     `endpoint` is only descriptive (where the service listens), for summaries and error messages.
@@ -184,15 +184,3 @@ class ServiceProcess:
         if self._child is None:
             raise RuntimeError(f"{self.name} was never started")
         return await self._child.wait()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

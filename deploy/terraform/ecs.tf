@@ -4,7 +4,10 @@
 locals {
   public_services = toset(["edge", "fanout"])
   secret          = aws_secretsmanager_secret.runtime.arn
-  nats_url        = "nats://nats-0.${aws_service_discovery_private_dns_namespace.internal.name}:4222"
+  # Every node as a seed (comma-separated), so relay and archiver start even with one node down.
+  nats_url = join(",", [
+    for i in range(local.nats_nodes) : "nats://nats-${i}.${aws_service_discovery_private_dns_namespace.internal.name}:4222"
+  ])
 
   # Per service: its container port, the port's Service Connect name and protocol, its environment,
   # its secrets (keys of the runtime secret), and how long it gets between SIGTERM and SIGKILL.
@@ -20,6 +23,7 @@ locals {
         BIDDER_METRICS_PORT   = "9100"
         BIDDER_PARTITIONS     = tostring(var.partitions)
         BIDDER_SHARDED_PUBSUB = "true"
+        BIDDER_REDIS_CLUSTER  = "true"
         BIDDER_LOG_JSON       = "true"
       }
       secrets = { BIDDER_REDIS_URL = "redis_url" }
@@ -69,6 +73,7 @@ locals {
         RELAY_NATS_URL        = local.nats_url
         RELAY_PARTITIONS      = tostring(var.partitions)
         RELAY_STREAM_REPLICAS = "3"
+        RELAY_REDIS_CLUSTER   = "true"
         RELAY_LOG_JSON        = "true"
       }
       secrets = { RELAY_REDIS_URL = "redis_url" }
@@ -79,12 +84,13 @@ locals {
       app_protocol = "grpc"
       stop_timeout = 30
       environment = {
-        ARCHIVER_HOST         = "0.0.0.0"
-        ARCHIVER_PORT         = "50052"
-        ARCHIVER_METRICS_PORT = "9100"
-        ARCHIVER_NATS_URL     = local.nats_url
-        ARCHIVER_PARTITIONS   = tostring(var.partitions)
-        ARCHIVER_LOG_JSON     = "true"
+        ARCHIVER_HOST          = "0.0.0.0"
+        ARCHIVER_PORT          = "50052"
+        ARCHIVER_METRICS_PORT  = "9100"
+        ARCHIVER_NATS_URL      = local.nats_url
+        ARCHIVER_PARTITIONS    = tostring(var.partitions)
+        ARCHIVER_REDIS_CLUSTER = "true"
+        ARCHIVER_LOG_JSON      = "true"
       }
       # The Redis URL is for the rebuild command run in an archiver task (ECS Exec or a one-off task).
       secrets = { ARCHIVER_POSTGRES_DSN = "postgres_dsn", ARCHIVER_REDIS_URL = "redis_url" }
