@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import secrets
 import signal
 import sys
@@ -34,7 +33,7 @@ from auction_bench.archive_load import READY_LINE
 from devstack.child import LineSink
 from devstack.ports import free_port
 from devstack.processes import ServiceProcess
-from devstack.servers import NatsServer, PostgresServer, RedisServer, ServerProcess
+from devstack.servers import NatsServer, PostgresServer, RedisServer
 from devstack.services import bidder_process
 from devstack.services_archive import archiver_env, archiver_process, relay_process
 from tests.conftest import scaled, server_sink, temp_data_dir
@@ -250,38 +249,6 @@ class BidLoad:
     def latencies(self, since: float, until: float) -> list[float]:
         """Sorted latencies (ms) of bids sent between two `time.time()` marks."""
         return sorted(ms for sent, ms in self.samples if since <= sent < until)
-
-
-def process_tree(root: int) -> list[int]:
-    """`root` and all its descendants (from /proc), parents first."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    tree, queue = [], [root]
-    while queue:
-        pid = queue.pop(0)
-        tree.append(pid)
-        queue.extend(children.get(pid, []))
-    return tree
-
-
-def freeze(server: ServerProcess) -> list[int]:
-    """SIGSTOP a server and every process it forked (PostgreSQL backends leave its process group, so
-    `ServerProcess.pause()` would stop only the postmaster and open connections would keep working)."""
-    assert server.pid is not None
-    frozen = process_tree(server.pid)
-    for pid in frozen:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGSTOP)
-    return frozen
-
-
-def thaw(frozen: list[int]) -> None:
-    for pid in frozen:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGCONT)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from auction.v1 import history_pb2, history_pb2_grpc
 from devstack.processes import ServiceProcess
-from tests.archive_fixtures import ArchiveStack, archive_stack, freeze, percentile, thaw
+from tests.archive_fixtures import ArchiveStack, archive_stack, percentile
 from tests.conftest import scaled
 
 __all__ = ["archive_stack"]
@@ -115,15 +115,15 @@ async def test_nats_frozen_bids_unaffected_archive_converges(
     archive_stack: ArchiveStack, running: tuple[ServiceProcess, ServiceProcess]
 ) -> None:
     """NATS frozen (SIGSTOP) for 6 s: publishes time out and are retried; nothing lost, nothing doubled."""
-    frozen: list[int] = []
+    server = archive_stack.nats
 
-    async def stop_all() -> None:
-        frozen.extend(freeze(archive_stack.nats))
+    async def freeze() -> None:
+        server.pause()  # the whole process tree
 
-    async def continue_all() -> None:
-        thaw(frozen)
+    async def thaw() -> None:
+        server.resume()
 
-    await war_through_outage(archive_stack, stop_all, continue_all)
+    await war_through_outage(archive_stack, freeze, thaw)
 
 
 async def test_postgres_stopped_bids_unaffected_history_unavailable_archive_converges(
@@ -155,12 +155,12 @@ async def test_postgres_frozen_bids_unaffected_archive_converges(
     archive_stack: ArchiveStack, running: tuple[ServiceProcess, ServiceProcess]
 ) -> None:
     """PostgreSQL frozen (SIGSTOP) for 6 s: writes hit their deadline, connections are dropped and retried."""
-    frozen: list[int] = []
+    server = archive_stack.postgres
 
-    async def stop_all() -> None:
-        frozen.extend(freeze(archive_stack.postgres))
+    async def freeze() -> None:
+        server.pause()  # the whole process tree, backends included
 
-    async def continue_all() -> None:
-        thaw(frozen)
+    async def thaw() -> None:
+        server.resume()
 
-    await war_through_outage(archive_stack, stop_all, continue_all)
+    await war_through_outage(archive_stack, freeze, thaw)

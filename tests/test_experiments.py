@@ -30,8 +30,28 @@ async def test_tiny_experiments_write_a_report_with_plots_and_verdicts(tmp_path:
     assert results["contention"]["locust"]["requests"] > 0
     assert all(r["connected"] == r["viewers"] for r in results["fanout"]["runs"])
     assert (folder / "fanout_latency.png").stat().st_size > 1000
-    assert results["outages"]["exact"] is True
-    assert {o["kind"] for o in results["outages"]["outages"]} == {"postgres", "nats"}
+    outages = results["outages"]
+    assert outages["exact"] is True
+    assert outages["missing"] == outages["extra"] == 0
+    assert [o["kind"] for o in outages["outages"]] == [
+        "postgres-kill", "postgres-freeze", "nats-kill", "nats-freeze",
+    ]  # fmt: skip
+    for outage in outages["outages"]:
+        assert outage["caught_up"], outage["kind"]
+        assert all(phase["bids"] > 0 and phase["bids_per_s"] > 0 for phase in outage["phases"]), outage
+        assert outage["timeline"]
+    assert "**Verdict.**" in text
+    assert "nothing lost, nothing twice" in text
+    assert (folder / "outage_timeline.png").stat().st_size > 1000
+    mixed = results["horizontal_scale"]["mixed"]
+    assert [m["instances"] for m in mixed] == [1, 2]
+    for run in mixed:
+        assert run["verdict"] == "correct"
+        assert run["viewers_ok"], run
+        assert run["broadcasts"] > 0
+        assert run["requests"] > 0
+    assert "cannot show scaling" in text
+    assert (folder / "scale_mixed.png").stat().st_size > 1000
     assert results["failover"]["missed_events"] == 0
     assert results["failover"]["reconnected"] > 0
     assert json.loads((folder / "machine.json").read_text())["cores"]

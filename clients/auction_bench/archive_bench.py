@@ -5,9 +5,13 @@ target), the relay and the archiver as processes, and measures:
 
 1. Throughput: with the relay stopped, `--prefill` bids are placed (PlaceBids, many items); then the
    relay starts and the clock runs until PostgreSQL holds them all: events/s from outbox to committed rows.
-2. For each outage in `--outages` (nats, postgres), under a steady REST load (`--items` x `--rate` bids/s
-   through the edge, from a separate process): POST /bid p50/p99 before, during and after; the backlog
-   at recovery, and the catch-up time until every bid placed before recovery is archived.
+2. For each outage in `--outages` (`postgres-kill`, `postgres-freeze`, `nats-kill`, `nats-freeze`, or
+   `-stop` for a graceful stop), under a steady REST load (`--items` x `--rate` bids/s through the edge,
+   from a separate process): POST /bid answers per second and p50/p99 before, during and after, and a
+   timeline of them; the backlog at recovery, and the catch-up time until every bid accepted before
+   recovery is archived. `kill` is a SIGKILL of the server and every process it forked (PostgreSQL then
+   runs crash recovery on restart, same port and data); `freeze` is a SIGSTOP of all of them, then
+   SIGCONT: connections stay open and nothing answers, the nastier case for clients.
 
 At the end the archive must equal the accepted bids exactly. Figures from one run compare with each
 other; the machine is shared, so compare ratios rather than absolutes across runs.
@@ -23,8 +27,8 @@ import secrets
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -33,7 +37,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from auction.v1 import bidder_pb2, bidder_pb2_grpc
 from auction_bench.archive_load import READY_LINE
-from auction_bench.http_load import percentile
+from auction_bench.archive_outage import Outage, kinds, outage
+from auction_bench.outage_figures import phases, timeline
 from devstack.ports import free_port
 from devstack.processes import ServiceProcess
 from devstack.servers import NatsServer, PostgresServer, RedisServer, ServerProcess
@@ -49,34 +54,20 @@ def quiet(_name: str, _line: str) -> None:
 
 
 @dataclass
-class Phase:
-    name: str
-    bids: int
-    p50_ms: float
-    p99_ms: float
-
-
-@dataclass
-class Outage:
-    kind: str
-    seconds: float
-    backlog: int
-    catch_up_seconds: float
-    catch_up_events_per_s: float
-    # (start, end) of the before, during and after windows, Unix seconds.
-    marks: list[tuple[float, float]] = field(default_factory=list)
-    phases: list[Phase] = field(default_factory=list)
-
-
-@dataclass
 class Figures:
     prefill_events: int
     prefill_seconds: float
     throughput_events_per_s: float
     outages: list[Outage] = field(default_factory=list)
+    rate_per_item: float = 0.0
+    items: int = 0
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
     accepted: int = 0
     archived: int = 0
     exact: bool = False
+    missing: int = 0  # accepted but not archived
+    extra: int = 0  # archived but never accepted (or archived twice)
 
 
 @dataclass
@@ -141,10 +132,8 @@ async def create_items(stub: bidder_pb2_grpc.BidderServiceAsyncStub, count: int)
     return [(await stub.CreateItem(request)).item.id for _ in range(count)]
 
 
-async def archived_count(conn: asyncpg.Connection, before: datetime | None = None) -> int:
-    if before is None:
-        return int(await conn.fetchval("SELECT count(*) FROM bids"))
-    return int(await conn.fetchval("SELECT count(*) FROM bids WHERE placed_at < $1", before))
+async def archived_count(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM bids"))
 
 
 async def prefill(
@@ -180,53 +169,8 @@ async def wait_for_count(conn: asyncpg.Connection, target: int, limit: float) ->
         await asyncio.sleep(0.05)
 
 
-async def outage(stack: Stack, server: ServerProcess, kind: str, ns: argparse.Namespace) -> Outage:
-    """One outage under the running load: down, back, then wait until the backlog is archived.
-
-    Catch-up ends when every bid placed before recovery is in PostgreSQL (their count stops changing;
-    the final count is the target, so the moment it was first reached is the catch-up time).
-    """
-    await asyncio.sleep(ns.before)
-    down_at = time.time()
-    await server.stop()
-    await asyncio.sleep(ns.outage)
-    await server.restart()
-    up_at = time.time()
-    recovered = datetime.fromtimestamp(up_at, UTC)
-    conn = await asyncpg.connect(stack.postgres.dsn)
-    try:
-        series: list[tuple[float, int]] = []
-        stable_since, last = time.monotonic(), -1
-        while time.monotonic() - stable_since < 3 and time.time() - up_at < ns.max_catch_up:
-            count = await archived_count(conn, recovered)
-            series.append((time.time(), count))
-            if count != last:
-                stable_since, last = time.monotonic(), count
-            await asyncio.sleep(0.1)
-        target = await archived_count(conn, recovered)
-    finally:
-        await conn.close()
-    at_recovery = series[0][1] if series else 0
-    done_at = next((t for t, c in series if c >= target), up_at)
-    catch_up = max(0.0, done_at - up_at)
-    backlog = target - at_recovery
-    after_until = up_at + max(ns.after, catch_up)
-    await asyncio.sleep(max(0.0, after_until - time.time()))
-    return Outage(
-        kind, ns.outage, backlog, catch_up, backlog / catch_up if catch_up else 0.0,
-        marks=[(down_at - ns.before, down_at), (down_at, up_at), (up_at, after_until)],
-    )  # fmt: skip
-
-
-def fill_phases(figures: Outage, samples: list[list[float]]) -> None:
-    for name, (start, end) in zip(("before", "during", "after"), figures.marks, strict=True):
-        latencies = sorted(ms for sent, ms, _ in samples if start <= sent < end)
-        figures.phases.append(
-            Phase(name, len(latencies), percentile(latencies, 0.50), percentile(latencies, 0.99))
-        )
-
-
 async def bench(ns: argparse.Namespace) -> Figures:
+    outages = kinds(ns.outages)
     with tempfile.TemporaryDirectory(prefix="auction-archive-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
         stack = await start_stack(tmp, ns.partitions)
@@ -243,16 +187,22 @@ async def bench(ns: argparse.Namespace) -> Figures:
                 "--items", ",".join(items), "--rate", str(ns.rate), "--out", str(out),
                 env={**os.environ, SECRET_ENV: stack.secret}, stdout=asyncio.subprocess.PIPE,
             )  # fmt: skip
-            assert load.stdout is not None
-            assert (await load.stdout.readline()).decode().strip() == READY_LINE
-            servers = {"nats": stack.nats, "postgres": stack.postgres}
-            for kind in ns.outages.split(","):
-                figures.outages.append(await outage(stack, servers[kind], kind, ns))
-            load.terminate()
-            await load.communicate()
+            try:
+                assert load.stdout is not None
+                assert (await load.stdout.readline()).decode().strip() == READY_LINE
+                figures.rate_per_item, figures.items = ns.rate, ns.items
+                await asyncio.sleep(1.0)  # connections open, tokens minted: the first window is steady
+                servers: dict[str, ServerProcess] = {"nats": stack.nats, "postgres": stack.postgres}
+                for kind in outages:
+                    figures.outages.append(await outage(servers, stack.postgres.dsn, stub, items, kind, ns))
+            finally:
+                load.terminate()
+                await load.communicate()
             record = json.loads(out.read_text())
+            figures.errors, figures.error_samples = len(record["errors"]), record["errors"][:5]
             for result in figures.outages:
-                fill_phases(result, record["samples"])
+                result.phases = phases(result.marks, record["samples"])
+                result.timeline = timeline(result.marks, record["samples"], ns.bucket)
                 print_outage(result)
             await verify(stack, record["accepted"], figures)
             return figures
@@ -276,20 +226,27 @@ async def verify(stack: Stack, accepted: list[list[object]], figures: Figures) -
             await asyncio.sleep(0.2)
     finally:
         await conn.close()
-    want = sorted(tuple(row) for row in accepted)
-    got = sorted(tuple(row) for row in rows)
-    figures.accepted, figures.archived, figures.exact = len(want), len(got), want == got
-    print(f"accepted {len(want)}, archived {len(got)}, identical: {want == got}")
+    want = Counter(tuple(row) for row in accepted)
+    got = Counter(tuple(row) for row in rows)
+    figures.accepted, figures.archived = want.total(), got.total()
+    figures.missing, figures.extra = (want - got).total(), (got - want).total()
+    figures.exact = want == got
+    print(
+        f"accepted {figures.accepted}, archived {figures.archived}, identical: {figures.exact} "
+        f"(missing {figures.missing}, extra {figures.extra})"
+    )
 
 
 def print_outage(result: Outage) -> None:
+    state = "caught up" if result.caught_up else "NOT caught up"
     print(
-        f"{result.kind} outage {result.seconds:.0f}s: backlog {result.backlog} events, caught up in "
+        f"{result.kind}: down {result.seconds:.1f}s, backlog {result.backlog} events, {state} in "
         f"{result.catch_up_seconds:.2f}s ({result.catch_up_events_per_s:.0f} events/s)"
     )
     for phase in result.phases:
         p50, p99 = f"{phase.p50_ms:7.2f}", f"{phase.p99_ms:7.2f}"
-        print(f"  POST /bid {phase.name:<7} n={phase.bids:<6} p50 {p50} ms  p99 {p99} ms")
+        rate = f"{phase.bids_per_s:7.1f}"
+        print(f"  POST /bid {phase.name:<7} n={phase.bids:<6} {rate} bids/s  p50 {p50} ms  p99 {p99} ms")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,13 +256,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefill", type=int, default=50_000, help="events for the throughput phase")
     parser.add_argument("--items", type=int, default=10, help="items under steady load")
     parser.add_argument("--rate", type=float, default=50.0, help="bids/s per item (steady load)")
-    parser.add_argument("--outages", default="nats,postgres", help="comma list of nats, postgres")
-    parser.add_argument("--outage", type=float, default=60.0, help="seconds each outage lasts")
+    parser.add_argument(
+        "--outages",
+        default="postgres-kill,postgres-freeze,nats-kill,nats-freeze",
+        help="comma list of <postgres|nats>-<kill|freeze|stop>",
+    )
+    parser.add_argument("--outage", type=float, default=20.0, help="seconds each outage lasts")
     parser.add_argument("--before", type=float, default=15.0, help="seconds measured before an outage")
     parser.add_argument(
         "--after", type=float, default=15.0, help="seconds measured after recovery (at least)"
     )
     parser.add_argument("--max-catch-up", type=float, default=300.0, help="give up waiting after this")
+    parser.add_argument("--bucket", type=float, default=1.0, help="seconds per point of the timeline")
     parser.add_argument("--partitions", type=int, default=16)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     ns = parser.parse_args(argv)

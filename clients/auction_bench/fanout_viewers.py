@@ -197,7 +197,7 @@ def raise_file_limit() -> int:
     return want
 
 
-async def _open_all(
+async def open_viewers(
     host: str, port: int, item_id: str, count: int, tally: Tally, parallel: int
 ) -> list[LeanViewer]:
     loop = asyncio.get_running_loop()
@@ -233,7 +233,7 @@ def worker(pipe: Connection, host: str, port: int, item_id: str, count: int, nic
 
     async def run() -> None:
         tally = Tally()
-        viewers = await _open_all(host, port, item_id, count, tally, parallel=100)
+        viewers = await open_viewers(host, port, item_id, count, tally, parallel=100)
         pipe.send(("ready", tally.connected, tally.failed))
         loop = asyncio.get_running_loop()
         command: Any = await loop.run_in_executor(None, pipe.recv)

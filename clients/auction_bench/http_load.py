@@ -23,6 +23,9 @@ class WorkerResult:
     errors: int = 0
     # Every accepted bid, warm-up included, as (seq, amount): the correctness verdict's input.
     accepted: list[tuple[int, int]] = field(default_factory=list)
+    # When each accepted bid's answer arrived (CLOCK_MONOTONIC, system-wide: comparable with the
+    # arrival times other processes take with `time.monotonic()`), in the order of `accepted`.
+    accepted_at: list[float] = field(default_factory=list)
 
 
 class Connection:
@@ -92,20 +95,23 @@ async def bidder_loop(
                 result.latencies_ms.append((done - now) * 1000)
                 result.statuses[status] = result.statuses.get(status, 0) + 1
             if status in (201, 409) and body[:1] == b"{":
-                next_amount = _next_amount(body, next_amount, amount, increment, result, status == 201)
+                accepted_at = time.monotonic() if status == 201 else None
+                next_amount = _next_amount(body, next_amount, amount, increment, result, accepted_at)
     finally:
         await conn.close()
 
 
 def _next_amount(
-    body: bytes, fallback: int, sent: int, increment: int, result: WorkerResult, accepted: bool
+    body: bytes, fallback: int, sent: int, increment: int, result: WorkerResult, accepted_at: float | None
 ) -> int:
+    """The amount to bid next; records the bid when it was accepted (`accepted_at` is not None)."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         return fallback
-    if accepted and "seq" in doc and "amount" in doc:
+    if accepted_at is not None and "seq" in doc and "amount" in doc:
         result.accepted.append((int(doc["seq"]), int(doc["amount"])))
+        result.accepted_at.append(accepted_at)
     if "min_next_bid" in doc:
         return int(doc["min_next_bid"])
     item = doc.get("item")

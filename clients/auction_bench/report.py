@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -14,6 +14,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from auction_bench.machine import machine_info
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -63,6 +66,12 @@ class Report:
         ax.grid(True, alpha=0.3)
         ax.legend()
         fig.tight_layout()
+        fig.savefig(self.out_dir / f"{name}.png", dpi=110)
+        plt.close(fig)
+        self.lines += [f"![{title}]({name}.png)", ""]
+
+    def figure(self, name: str, title: str, fig: Figure) -> None:
+        """Save a figure drawn elsewhere (several panels, shaded spans) as `<name>.png` and link it."""
         fig.savefig(self.out_dir / f"{name}.png", dpi=110)
         plt.close(fig)
         self.lines += [f"![{title}]({name}.png)", ""]

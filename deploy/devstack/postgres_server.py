@@ -5,6 +5,11 @@ postgres run as the `postgres` system user (else `nobody`), the cluster is chown
 cannot reach the data directory (an ancestor such as /root or a 0700 temp dir is not traversable) the cluster
 lives under /var/tmp/auction-pg-<hash of the data directory> instead, which a log line says.
 
+`kill()`, `pause()` and `resume()` (from `ServerProcess`) reach the postmaster and every process it forked:
+the backends and auxiliary processes leave the postmaster's process group (each calls setsid), so a
+freeze of the group alone left open connections answering, and a kill of the group alone left backends
+holding the shared memory that the restart's crash recovery needs.
+
 Access is `trust` for the superuser role `auction`, over TCP on 127.0.0.1 only (no Unix socket): fine for a
 local stack, never for anything else.
 """

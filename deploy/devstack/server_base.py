@@ -4,28 +4,72 @@ A subclass says how to prepare its data directory, which command to run on which
 ready and what to check after that; this base does the rest the same way for all three: free ports with a
 retry when the bind loses a race, start/stop/restart on the same port and data, kill/pause/resume for
 resilience tests, and output to `<data_dir>/<name>.log` plus an optional line sink.
+
+`kill()`, `pause()` and `resume()` reach every process the server forked, not only its process group:
+PostgreSQL's backends and auxiliary processes (checkpointer, walwriter, ...) each start a session of their
+own, so signalling the postmaster's group alone would freeze the postmaster while open connections kept
+answering, and a SIGKILL would leave backends attached to the shared memory the restart needs.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import os
 import signal
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar
 
 from devstack.child import ChildProcess, LineSink
 from devstack.errors import AddressInUseError
+from devstack.started import Started
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Mapping, Sequence
-    from types import TracebackType
 
 BIND_ATTEMPTS = 5
 
 
-class ServerProcess(abc.ABC):
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants (read from /proc), parents first."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, queue = [], [root]
+    while queue:
+        pid = queue.pop(0)
+        tree.append(pid)
+        queue.extend(children.get(pid, []))
+    return tree
+
+
+def wait_stopped(pid: int, timeout: float = 1.0) -> bool:
+    """Wait until `pid` is really stopped (a SIGSTOP takes effect when it is next scheduled), or gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state in ("T", "t", "Z", "X"):
+            return True
+        time.sleep(0.001)
+    return False
+
+
+def signal_tree(root: int, sig: int, *, leaves_first: bool = False) -> list[int]:
+    """Send `sig` to `root` and every descendant; return the pids signalled (gone ones are skipped)."""
+    tree = process_tree(root)
+    for pid in reversed(tree) if leaves_first else tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+    return tree
+
+
+class ServerProcess(Started):
     """A real server binary on probed free ports, with its data in `data_dir`."""
 
     name: ClassVar[str]
@@ -63,7 +107,7 @@ class ServerProcess(abc.ABC):
         """Make the data directory usable (create it, initdb, ...); runs before every launch."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
 
-    async def _after_ready(self) -> None:  # noqa: B027 (an optional hook, empty on purpose)
+    async def _after_ready(self) -> None:
         """Check or set up more once the ready line was seen (e.g. a real query)."""
 
     def _env(self) -> Mapping[str, str] | None:
@@ -117,42 +161,52 @@ class ServerProcess(abc.ABC):
         await self._launch()
 
     async def stop(self) -> None:
-        """Stop gracefully (the server's own shutdown signal), SIGKILL after `stop_grace` seconds."""
+        """Stop gracefully (the server's own shutdown signal), SIGKILL after `stop_grace` seconds.
+
+        A paused server is thawed first, all of it, so its processes can act on the signal.
+        """
         if self._child is not None:
+            self.resume()
             await self._child.terminate(self.stop_signal, self.stop_grace)
 
     def kill(self) -> None:
-        """SIGKILL the server (and its process group) at once, like a crash; `restart()` brings it back."""
-        if self._child is not None:
-            self._child.kill()
+        """SIGKILL the server and every process it forked at once, like a crash; `restart()` brings it back.
+
+        The process group is stopped first (and seen stopped) so that nothing forks between listing the
+        tree and killing it.
+        """
+        pid = self.pid
+        if self._child is None or pid is None:
+            return
+        self._child.send_signal(signal.SIGSTOP)
+        wait_stopped(pid)
+        signal_tree(pid, signal.SIGKILL)
+        self._child.kill()
 
     def pause(self) -> None:
-        """SIGSTOP the server's process group: connections stay open but nothing is answered."""
-        if self._child is not None:
-            self._child.send_signal(signal.SIGSTOP)
+        """SIGSTOP the server and every process it forked: connections stay open but nothing is answered."""
+        pid = self.pid
+        if self._child is None or pid is None:
+            return
+        self._child.send_signal(signal.SIGSTOP)  # the group first, so nothing forks meanwhile
+        wait_stopped(pid)
+        signal_tree(pid, signal.SIGSTOP)
+        for member in process_tree(pid):  # frozen when this returns, not when each is next scheduled
+            wait_stopped(member)
 
     def resume(self) -> None:
-        """SIGCONT after `pause()`."""
-        if self._child is not None:
-            self._child.send_signal(signal.SIGCONT)
+        """SIGCONT after `pause()`: the forked processes first, the server itself last."""
+        pid = self.pid
+        if self._child is None or pid is None:
+            return
+        signal_tree(pid, signal.SIGCONT, leaves_first=True)
+        self._child.send_signal(signal.SIGCONT)
 
     async def wait(self) -> int:
         """Wait for the current server process to exit (for `up`, which reports unexpected deaths)."""
         if self._child is None:
             raise RuntimeError(f"{self.name} was never started")
         return await self._child.wait()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- internals ---------------------------------------------------------------------------------------
 
