@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 
 import asyncpg
-import grpc
 import structlog
 from grpc_health.v1 import health_pb2
 from nats.aio.client import Client as NatsClient
@@ -24,7 +23,7 @@ from archiver.history_service import HistoryServicer
 from archiver.settings import ArchiverSettings
 from archiver.writer import ArchiveWriter
 from auction.v1 import history_pb2, history_pb2_grpc
-from auction_common.grpc_serving import add_health_and_reflection
+from auction_common.grpc_serving import add_health_and_reflection, platform_server
 from relay.nats_connection import connect_nats
 
 log = structlog.get_logger(__name__)
@@ -43,7 +42,7 @@ class ArchiverServer:
         self.writer = ArchiveWriter(
             settings.postgres_dsn, settings.statement_timeout_seconds, settings.connect_timeout_seconds
         )
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        self.server = platform_server()
         self.health = add_health_and_reflection(self.server, SERVICE_NAME)
         self.port = 0
         self._stop = asyncio.Event()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import grpc
 import structlog
 from grpc_health.v1 import health_pb2
 
 from auction.v1 import bidder_pb2, bidder_pb2_grpc
-from auction_common.grpc_serving import add_health_and_reflection
+from auction_common.grpc_serving import add_health_and_reflection, platform_server
 from auction_common.redis_client import AnyRedis, close_redis, make_redis
 from core_bidder.servicer import BidderServicer
 from core_bidder.settings import BidderSettings
@@ -36,7 +35,7 @@ class BidderServer:
             settings.redis_url, cluster=settings.redis_cluster, max_connections=settings.redis_max_connections
         )
         self.store = ItemStore(self.redis, settings, make_writer(self.redis, settings))
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        self.server = platform_server()
         self.health = add_health_and_reflection(self.server, SERVICE_NAME)
         self.port = 0
         self._health_task: asyncio.Task[None] | None = None

@@ -58,6 +58,7 @@ class Figures:
     rss_kib_per_viewer: float
     stream_events: int
     stream_p99_ms: float
+    stream_socket_p99_ms: float
     dropped: int
     repeated: int
     missing: int
@@ -208,7 +209,7 @@ async def run_one(n: int, ns: argparse.Namespace, redis_url: str, bidder_target:
         return values
 
     single_ms, stream_ms = latencies(single), latencies(stream)
-    socket_ms = latencies(single, at_socket=True)
+    socket_ms, stream_socket_ms = latencies(single, at_socket=True), latencies(stream, at_socket=True)
     last = stream[-1]
     return Figures(
         viewers=n,
@@ -226,6 +227,7 @@ async def run_one(n: int, ns: argparse.Namespace, redis_url: str, bidder_target:
         rss_kib_per_viewer=(rss_after - rss_before) / max(1, connected),
         stream_events=len(stream),
         stream_p99_ms=percentile(stream_ms, 0.99),
+        stream_socket_p99_ms=percentile(stream_socket_ms, 0.99),
         dropped=sum(t.gaps for t in tallies),
         repeated=sum(t.repeats for t in tallies),
         missing=sum(1 for t in tallies for s in t.last_seqs if s != last),
@@ -237,7 +239,8 @@ HEADER = (
     f"{'viewers':>8}{'conn':>7}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'sock p50':>9}{'sock p99':>9}"
     f"{'sock max':>9}{'cpu ms/bid':>11}{'sys %':>6}"
     f"{'clients ms/bid':>15}{'floor ms':>9}"
-    f"{'cpu% 50/s':>10}{'KiB/viewer':>11}{'stream ev':>10}{'str p99':>9}{'dropped':>8}{'reord/dup':>10}"
+    f"{'cpu% 50/s':>10}{'KiB/viewer':>11}{'stream ev':>10}{'str sock p99':>13}{'str p99':>9}"
+    f"{'dropped':>8}{'reord/dup':>10}"
     f"{'behind':>7}{'closed':>7}"
 )
 
@@ -249,7 +252,7 @@ def row(f: Figures) -> str:
         f"{f.cpu_ms_per_bid:>11.1f}{f.system_share * 100:>6.0f}"
         f"{f.client_cpu_ms_per_bid:>15.1f}{f.floor_ms:>9.1f}"
         f"{f.stream_cpu_pct:>10.1f}{f.rss_kib_per_viewer:>11.1f}"
-        f"{f.stream_events:>10}{f.stream_p99_ms:>9.1f}{f.dropped:>8}{f.repeated:>10}{f.missing:>7}{f.closed:>7}"
+        f"{f.stream_events:>10}{f.stream_socket_p99_ms:>13.1f}{f.stream_p99_ms:>9.1f}{f.dropped:>8}{f.repeated:>10}{f.missing:>7}{f.closed:>7}"
     )
 
 
