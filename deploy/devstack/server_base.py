@@ -172,14 +172,14 @@ class ServerProcess(Started):
     def kill(self) -> None:
         """SIGKILL the server and every process it forked at once, like a crash; `restart()` brings it back.
 
-        The process group is stopped first (and seen stopped) so that nothing forks between listing the
-        tree and killing it.
+        Every process is frozen first (and seen frozen, `pause()`), so that nothing forks between listing
+        the tree and killing it, and no child runs long enough to notice its parent's death (a PostgreSQL
+        backend would log it and exit on its own, unlike a real crash of the whole machine).
         """
         pid = self.pid
         if self._child is None or pid is None:
             return
-        self._child.send_signal(signal.SIGSTOP)
-        wait_stopped(pid)
+        self.pause()
         signal_tree(pid, signal.SIGKILL)
         self._child.kill()
 
