@@ -10,6 +10,10 @@ its viewers exactly once and in order:
   history read from `last_seq + 1`, in case the lost message was the last one.
 - Events that pile up while the previous frame was going out (or within `min_frame_interval_ms`)
   leave together as one batch frame: the per-viewer frame rate stays bounded, nothing is dropped.
+  The pause also grows with the item's audience: after a frame that took `d` to hand out, the next one
+  waits until at least `d / max_broadcast_duty` has passed, so a hot item with many viewers here takes
+  at most that share of the process (its events go out in fewer, larger frames) and the rest is left
+  for other items, pings and new viewers. A lone event after a quiet spell still goes out at once.
 - Live viewers get frames through the broadcaster; joining viewers (still reading their snapshot or
   replay) get the same events appended to their `Joiner` buffer, to send once they are caught up.
 """
@@ -53,6 +57,11 @@ class Joiner:
         self.failed = False
 
 
+def frame_pause(took: float, min_interval: float, max_duty: float) -> float:
+    """The least pause before an item's next frame, after one that took `took` seconds to hand out."""
+    return max(min_interval, took * (1 / max_duty - 1))
+
+
 class ItemFeed:
     def __init__(
         self,
@@ -64,6 +73,7 @@ class ItemFeed:
         metrics: FanoutMetrics,
         min_interval: float,
         batch_max: int,
+        max_duty: float = 1.0,
     ) -> None:
         self.item_id = item_id
         self.channel = channel
@@ -74,6 +84,7 @@ class ItemFeed:
         self._broadcast = broadcast
         self._metrics = metrics
         self._min_interval = min_interval
+        self._max_duty = max_duty
         self._batch_max = batch_max
         self._sequencer = Sequencer()
         self._inbox: list[Event] = []
@@ -136,14 +147,14 @@ class ItemFeed:
                 self.ready.exception()  # each waiting viewer re-raises it; no "never retrieved" noise
             return
         self.ready.set_result(None)
-        last_frame = 0.0
+        next_frame = 0.0
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._min_interval:
-                wait = last_frame + self._min_interval - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+            wait = next_frame - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            started = time.monotonic()
             try:
                 await self._pump()
             except FanoutError as exc:
@@ -156,7 +167,8 @@ class ItemFeed:
                 self._catch_up = True
                 await asyncio.sleep(0.2)
                 self._wake.set()
-            last_frame = time.monotonic()
+            finished = time.monotonic()
+            next_frame = finished + frame_pause(finished - started, self._min_interval, self._max_duty)
 
     async def _pump(self) -> None:
         sequencer = self._sequencer

@@ -53,6 +53,7 @@ class FeedRegistry:
                 metrics=self._metrics,
                 min_interval=self._settings.min_frame_interval_ms / 1000,
                 batch_max=self._settings.batch_max_events,
+                max_duty=self._settings.max_broadcast_duty,
             )
             self._feeds[item_id] = feed
             self._metrics.items.set(len(self._feeds))

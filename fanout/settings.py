@@ -53,6 +53,9 @@ class FanoutSettings(BaseSettings):
     compression: bool = False
     # Per item, frames go out at most this often; events arriving in between share one batch frame.
     min_frame_interval_ms: float = Field(default=10.0, ge=0)
+    # Share of the process one item's broadcasts may take: after a frame that took d to hand out, the
+    # item's next frame waits until d / duty has passed (1.0: only `min_frame_interval_ms` applies).
+    max_broadcast_duty: float = Field(default=0.5, gt=0, le=1)
     # Events per batch frame at most (a long catch-up goes out as several frames).
     batch_max_events: int = Field(default=500, ge=1)
     # History page size for replays and gap fills.

@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from auction.live import BidPlaced, ItemCreated, OtherEvent, Reset, Snapshot, StreamDecoder, _Gap
+from fanout.feed import frame_pause
 from fanout.frames import RESET, error_frame, event_frames
 from fanout.sequencing import Event, Sequencer, seq_of, seq_of_stream_id
 from fanout.settings import FanoutSettings
@@ -134,3 +135,11 @@ def test_decoder_reset_accepts_the_new_snapshot() -> None:
     (event,) = d.feed(frame(created))
     assert isinstance(event, ItemCreated)
     assert event.starts_at.tzinfo is not None
+
+
+def test_frame_pause_bounds_one_items_share_of_the_process() -> None:
+    """Cheap frames wait only the minimum interval; costly ones (a big audience) wait to keep the duty."""
+    assert frame_pause(0.0005, 0.010, 0.5) == 0.010
+    assert frame_pause(0.050, 0.010, 0.5) == pytest.approx(0.050)  # 50 ms of sending, 50 ms of rest
+    assert frame_pause(0.050, 0.010, 0.25) == pytest.approx(0.150)
+    assert frame_pause(0.050, 0.010, 1.0) == 0.010  # duty 1: the minimum interval only
