@@ -7,10 +7,12 @@ kernel spreads new connections over them and each keeps its own subscriptions.
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import signal
 import sys
 
+import structlog
 import uvloop
 from pydantic import ValidationError
 
@@ -37,6 +39,14 @@ def raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def pin_to_cpu(cpu: int) -> None:
+    """Run only on `cpu` (FANOUT_CPU), when this process may use it."""
+    if cpu in os.sched_getaffinity(0):
+        os.sched_setaffinity(0, {cpu})
+    else:
+        structlog.get_logger(__name__).warning("fanout_cpu_not_allowed", cpu=cpu)
+
+
 def main() -> int:
     try:
         settings = FanoutSettings()
@@ -47,5 +57,7 @@ def main() -> int:
         return 2
     configure_logging(settings.log_level, settings.log_json)
     raise_file_limit()
+    if settings.cpu is not None:
+        pin_to_cpu(settings.cpu)
     uvloop.run(serve(settings))
     return 0

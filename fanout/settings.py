@@ -65,6 +65,9 @@ class FanoutSettings(BaseSettings):
     # same bytes to every open connection (see `fanout.broadcast`).
     broadcast: Literal["library", "frame"] = "frame"
     health_interval_seconds: float = Field(default=1.0, gt=0)
+    # Pin this process to one CPU (its number), as with one fan-out process per core on one machine;
+    # unset: the scheduler places it. A CPU outside the process's allowed set is ignored with a warning.
+    cpu: int | None = Field(default=None, ge=0)
     shutdown_timeout_seconds: float = Field(default=3.0, ge=0)
     log_level: str = "info"
     log_json: bool = False

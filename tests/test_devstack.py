@@ -28,6 +28,7 @@ from devstack.errors import StartError
 from devstack.ports import free_port, port_is_free
 from devstack.processes import ServiceProcess, grpc_serving, http_ok
 from devstack.servers import NatsServer, PostgresServer, RedisServer, ServerProcess
+from devstack.services_fanout import cpu_for
 from devstack.stack import UpOptions
 from devstack.summary import READY_MARKER, render
 from devstack.tokens import mint_token
@@ -604,3 +605,10 @@ async def test_up_runs_the_whole_platform_and_stops_on_sigint(tmp_path: Path) ->
         up.proc.send_signal(signal.SIGINT)
         assert await up.finish(scaled(60)) == 0, "\n".join(up.lines[-40:])
     assert not [pid for pid in children if _alive(pid)]
+
+
+def test_fanout_processes_get_a_core_each_only_while_there_are_enough() -> None:
+    """One process per allowed CPU, in order; more processes than CPUs float (pinning would crowd them)."""
+    allowed = sorted(os.sched_getaffinity(0))
+    assert [cpu_for(i, len(allowed)) for i in range(len(allowed))] == allowed
+    assert cpu_for(0, len(allowed) + 1) is None

@@ -28,7 +28,7 @@ from devstack.processes import ServiceProcess
 from devstack.servers import NatsServer, PostgresServer, RedisServer
 from devstack.services import bidder_process, edge_process
 from devstack.services_archive import archiver_process, relay_process
-from devstack.services_fanout import fanout_process
+from devstack.services_fanout import cpu_for, fanout_process
 from devstack.tokens import SECRET_ENV, ensure_local_secret
 
 if TYPE_CHECKING:
@@ -134,9 +134,10 @@ def _fanout(index: int) -> Callable[[StackContext], ServiceProcess]:
         name = "fanout" if index == 0 else f"fanout-{index + 1}"
         port = ctx.options.fanout_port
         ctx.endpoints["fanout"] = f"ws://{LOCALHOST}:{port}"
+        cpu = cpu_for(index, ctx.options.fanout_processes)
         return fanout_process(
             ctx.redis.url, ctx.endpoints["bidder"], port, partitions=ctx.options.partitions,
-            sink=ctx.sink, log_path=ctx.log_path(name), name=name,
+            sink=ctx.sink, log_path=ctx.log_path(name), name=name, cpu=cpu,
         )  # fmt: skip
 
     return build
