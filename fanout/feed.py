@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from fanout.connection import ViewerConnection
     from fanout.history import History
     from fanout.metrics import FanoutMetrics
-    from fanout.pubsub import Subscriber
+    from fanout.pubsub import AnySubscriber
 
 log = structlog.get_logger(__name__)
 
@@ -121,12 +121,12 @@ class ItemFeed:
 
     # Lifecycle, driven by the registry.
 
-    async def start(self, subscriber: Subscriber) -> None:
+    async def start(self, subscriber: AnySubscriber) -> None:
         self._task = asyncio.get_running_loop().create_task(
             self._run(subscriber), name=f"feed-{self.item_id}"
         )
 
-    async def stop(self, subscriber: Subscriber) -> None:
+    async def stop(self, subscriber: AnySubscriber) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -136,7 +136,7 @@ class ItemFeed:
             self.ready.exception()  # retrieved: nobody may be waiting any more
         await subscriber.unsubscribe(self.channel)
 
-    async def _run(self, subscriber: Subscriber) -> None:
+    async def _run(self, subscriber: AnySubscriber) -> None:
         try:
             await subscriber.subscribe(self.channel, self)
             await self._subscribed.wait()

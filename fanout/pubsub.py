@@ -7,14 +7,9 @@ subscribes again, each listener hears the new confirmation and reads what it mis
 history stream (a message published while the connection was down is otherwise gone for good).
 
 Flavours, matching the bidder: PUBLISH/SUBSCRIBE; SPUBLISH/SSUBSCRIBE on a single server
-(`sharded_pubsub`); and on Redis Cluster, SSUBSCRIBE through redis-py's `ClusterPubSub`, which keeps one
-connection per node owning a subscribed channel's hash tag. It reads those connections one after the
-other, each with a timeout, so the timeout is kept short (`_CLUSTER_POLL_SECONDS`): it bounds how long a
-message on one node waits while another node is being read. It also lists a node's connection before
-that connection exists (the first SSUBSCRIBE to the node in flight) and after it closed it (the node's
-last SUNSUBSCRIBE); reading it then raises a RuntimeError that only means "look again". And it may keep
-a channel after dropping its node's connection, and then returns at once without reading anything: the
-reader pauses instead of spinning, which would starve the event loop (SIGTERM included).
+(`sharded_pubsub`); and on Redis Cluster, SSUBSCRIBE on the master owning each channel's hash tag
+(`ClusterSubscriber`): one plain `Subscriber` per master, each with its own connection and reader, so a
+message on one node never waits for another node to be read.
 """
 
 from __future__ import annotations
@@ -25,11 +20,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import redis.exceptions
 import structlog
-from redis.asyncio.cluster import ClusterPubSub, RedisCluster
+from redis.asyncio import ConnectionPool, Redis
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
     from redis.asyncio.client import PubSub
+    from redis.asyncio.cluster import RedisCluster
 
     from fanout.metrics import FanoutMetrics
 
@@ -37,7 +32,6 @@ log = structlog.get_logger(__name__)
 _MESSAGE_TYPES = frozenset({"message", "smessage"})
 _SUBSCRIBED_TYPES = frozenset({"subscribe", "ssubscribe"})
 _RETRY_MIN, _RETRY_MAX = 0.05, 2.0
-_CLUSTER_POLL_SECONDS = 0.01
 
 
 class Listener(Protocol):
@@ -50,9 +44,8 @@ class Listener(Protocol):
 class Subscriber:
     """Subscribes channels on demand and routes their messages; reconnects by itself."""
 
-    def __init__(self, redis: Redis | RedisCluster, *, sharded: bool, metrics: FanoutMetrics) -> None:
-        self._cluster = isinstance(redis, RedisCluster)
-        self._sharded = sharded or self._cluster
+    def __init__(self, redis: Redis, *, sharded: bool, metrics: FanoutMetrics) -> None:
+        self._sharded = sharded
         self._pubsub: PubSub = redis.pubsub()
         self._metrics = metrics
         self._listeners: dict[bytes, Listener] = {}
@@ -62,8 +55,7 @@ class Subscriber:
         self.healthy = False
 
     async def start(self) -> None:
-        if not self._cluster:
-            await self._pubsub.connect()  # type: ignore[no-untyped-call]
+        await self._pubsub.connect()  # type: ignore[no-untyped-call]
         self.healthy = True
         self._task = asyncio.get_running_loop().create_task(self._read_forever(), name="pubsub-reader")
 
@@ -94,41 +86,7 @@ class Subscriber:
                     await self._pubsub.unsubscribe(channel)
 
     async def _next(self) -> dict[str, Any] | None:
-        if self._cluster:
-            assert isinstance(self._pubsub, ClusterPubSub)
-            if not self._pubsub.shard_channels:
-                await asyncio.sleep(0.05)
-                return None
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            try:
-                message: dict[str, Any] | None = await self._pubsub.get_sharded_message(
-                    timeout=_CLUSTER_POLL_SECONDS
-                )
-            except RuntimeError as exc:
-                self._after_cluster_race(exc)
-                message = None
-            if message is None and loop.time() - started < _CLUSTER_POLL_SECONDS:
-                # Nothing was read from any node (e.g. it still lists a channel whose node connection
-                # it has already dropped): without a pause this loop would never yield to the others.
-                await asyncio.sleep(_CLUSTER_POLL_SECONDS)
-            return message
         return await self._pubsub.get_message(timeout=None)  # type: ignore[no-any-return]
-
-    def _after_cluster_race(self, exc: RuntimeError) -> None:
-        """Recover from what `ClusterPubSub` raises when its node list changes under a read.
-
-        "pubsub connection not set": a node's connection listed but not (or no longer) connected.
-        "... StopIteration": its round-robin generator over the nodes ran out while the list was empty
-        for a moment, and stays exhausted; a fresh one is put in its place. Anything else is a bug.
-        """
-        text = str(exc)
-        if "StopIteration" in text:
-            pubsub = self._pubsub
-            assert isinstance(pubsub, ClusterPubSub)
-            setattr(pubsub, "_pubsubs_generator", ClusterPubSub._pubsubs_generator(pubsub))  # noqa: B010
-        elif "connection not set" not in text:
-            raise exc
 
     async def _read_forever(self) -> None:
         delay = _RETRY_MIN
@@ -155,3 +113,68 @@ class Subscriber:
                 listener = self._listeners.get(message["channel"])
                 if listener is not None:
                     listener.on_subscribed()
+
+
+class ClusterSubscriber:
+    """Sharded Pub/Sub on Redis Cluster: each channel is subscribed on the master owning its slot.
+
+    Per master, a plain `Subscriber` (connection, reader, reconnect and re-subscribe, all as on a single
+    server) over a client built from the cluster's own connection settings (TLS, credentials). Healthy
+    while every master's reader is. Slots moving to another master (resharding) are not followed.
+    """
+
+    def __init__(self, cluster: RedisCluster, *, metrics: FanoutMetrics) -> None:
+        self._cluster = cluster
+        self._metrics = metrics
+        self._nodes: dict[str, tuple[Redis, Subscriber]] = {}
+        self._node_of: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def healthy(self) -> bool:
+        return all(subscriber.healthy for _, subscriber in self._nodes.values())
+
+    async def start(self) -> None:
+        await self._cluster.initialize()
+
+    async def stop(self) -> None:
+        for client, subscriber in self._nodes.values():
+            await subscriber.stop()
+            with contextlib.suppress(Exception):
+                await client.aclose()
+                await client.connection_pool.disconnect()
+        self._nodes.clear()
+
+    async def subscribe(self, channel: str, listener: Listener) -> None:
+        subscriber = await self._subscriber_for(channel)
+        await subscriber.subscribe(channel, listener)
+
+    async def unsubscribe(self, channel: str) -> None:
+        name = self._node_of.pop(channel, None)
+        if name is not None and name in self._nodes:
+            await self._nodes[name][1].unsubscribe(channel)
+
+    async def _subscriber_for(self, channel: str) -> Subscriber:
+        node = self._cluster.get_node_from_key(channel)
+        if node is None:
+            raise redis.exceptions.SlotNotCoveredError(f"no master serves channel {channel!r}")
+        self._node_of[channel] = node.name
+        async with self._lock:  # two first viewers of two items on one new master: one connection
+            entry = self._nodes.get(node.name)
+            if entry is None:
+                pool = ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
+                client = Redis(connection_pool=pool)
+                subscriber = Subscriber(client, sharded=True, metrics=self._metrics)
+                await subscriber.start()
+                entry = self._nodes[node.name] = (client, subscriber)
+        return entry[1]
+
+
+AnySubscriber = Subscriber | ClusterSubscriber
+
+
+def subscriber_for(redis: Redis | RedisCluster, *, sharded: bool, metrics: FanoutMetrics) -> AnySubscriber:
+    """The subscriber matching the client: per-master sharded Pub/Sub on a cluster, else one connection."""
+    if isinstance(redis, Redis):
+        return Subscriber(redis, sharded=sharded, metrics=metrics)
+    return ClusterSubscriber(redis, metrics=metrics)

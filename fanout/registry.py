@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from fanout.broadcast import Broadcaster
     from fanout.history import History
     from fanout.metrics import FanoutMetrics
-    from fanout.pubsub import Subscriber
+    from fanout.pubsub import AnySubscriber
     from fanout.settings import FanoutSettings
 
 
@@ -26,7 +26,7 @@ class FeedRegistry:
     def __init__(
         self,
         settings: FanoutSettings,
-        subscriber: Subscriber,
+        subscriber: AnySubscriber,
         history: History,
         broadcast: Broadcaster,
         metrics: FanoutMetrics,

@@ -21,7 +21,7 @@ from fanout.errors import CLOSE_SERVICE_RESTART
 from fanout.history import History
 from fanout.http import RequestGate
 from fanout.metrics import FanoutMetrics
-from fanout.pubsub import Subscriber
+from fanout.pubsub import subscriber_for
 from fanout.registry import FeedRegistry
 from fanout.session import Sessions
 from fanout.settings import FanoutSettings
@@ -38,7 +38,7 @@ class FanoutServer:
         self.metrics = FanoutMetrics()
         self.redis: AnyRedis = make_redis(settings.redis_url, cluster=settings.redis_cluster)
         self.history = History(self.redis, settings.partitions, settings.history_page)
-        self.subscriber = Subscriber(self.redis, sharded=settings.sharded_pubsub, metrics=self.metrics)
+        self.subscriber = subscriber_for(self.redis, sharded=settings.sharded_pubsub, metrics=self.metrics)
         self.snapshots = SnapshotSource(settings.bidder_target, settings.grpc_timeout_seconds, self.metrics)
         self.feeds = FeedRegistry(
             settings, self.subscriber, self.history, broadcaster(settings.broadcast), self.metrics
