@@ -28,6 +28,9 @@ async def test_tiny_experiments_write_a_report_with_plots_and_verdicts(tmp_path:
     assert {r["target"] for r in runs} == {"bare", "lua", "watch"}
     assert all(r["requests"] > 0 for r in runs)
     assert results["contention"]["locust"]["requests"] > 0
+    grpc_runs = results["contention"]["grpc"]
+    assert {r["target"] for r in grpc_runs} == {"grpc-unary", "grpc-batched"}
+    assert all(r["verdict"] == "correct" and r["requests"] > 0 for r in grpc_runs)
     assert all(r["connected"] == r["viewers"] for r in results["fanout"]["runs"])
     assert (folder / "fanout_latency.png").stat().st_size > 1000
     outages = results["outages"]

@@ -19,6 +19,7 @@ from typing import Any, cast
 import orjson
 from redis.asyncio import Redis
 
+from auction_bench import grpc_war
 from auction_bench.report import Report
 from auction_bench.rest_war import RunFigures, bench, create_item, get_item, target_processes
 from auction_bench.verdict import Verdict, war_verdict
@@ -35,12 +36,13 @@ class Scale:
     warmup: float
     locust_users: int
     locust_seconds: int
+    grpc_levels: list[int]
 
 
 SCALES = {
-    "full": Scale([10, 50, 200, 1000], 8.0, 2.0, 50, 10),
-    "quick": Scale([10, 50, 200], 3.0, 1.0, 20, 5),
-    "tiny": Scale([5], 1.0, 0.3, 4, 2),
+    "full": Scale([10, 50, 200, 1000], 8.0, 2.0, 50, 10, [10, 50, 200]),
+    "quick": Scale([10, 50, 200], 3.0, 1.0, 20, 5, [10, 200]),
+    "tiny": Scale([5], 1.0, 0.3, 4, 2, [5]),
 }
 
 
@@ -55,8 +57,15 @@ async def run(report: Report, *, scale: str = "full", progress: Any = print) -> 
 
     figures = await bench(["bare", "lua", "watch"], levels, duration, warmup, procs=1, on_run=announce)
     locust = await locust_run(users=size.locust_users, seconds=size.locust_seconds, progress=progress)
-    report.results["contention"] = {"runs": [asdict(f) for f in figures], "locust": locust}
+    progress(f"  contention: gRPC straight to the bidder, unary and batched, bidders {size.grpc_levels}")
+    grpc_figures = await grpc_war.bench(["unary", "batched"], size.grpc_levels, duration, warmup)
+    report.results["contention"] = {
+        "runs": [asdict(f) for f in figures],
+        "locust": locust,
+        "grpc": [asdict(f) for f in grpc_figures],
+    }
     _write(report, figures, locust, duration)
+    _write_grpc(report, grpc_figures, figures)
 
 
 async def locust_run(users: int, seconds: int, progress: Any = print) -> dict[str, Any]:
@@ -187,3 +196,25 @@ def _write(report: Report, figures: list[RunFigures], locust: dict[str, Any], du
         "Locust's own CPU use caps it well below the lean generator on this 2-core machine; "
         "it is here to show the same war through a standard tool."
     )
+
+
+def _write_grpc(report: Report, grpc_figures: list[RunFigures], rest_figures: list[RunFigures]) -> None:
+    report.heading("The same war over gRPC, straight to the bidder (Lua)", level=3)
+    report.text(
+        "For internal callers that skip the REST edge. One load process, one HTTP/2 channel, N bidders "
+        "topping every answer's min_next_bid (a rejection's too). `unary`: one PlaceBid call per bid. "
+        "`batched`: the caller's concurrent bids share PlaceBids calls, as the edge does (no timer: a lone "
+        "bid goes at once); each bid still gets its own outcome. The ratio compares with the REST Lua "
+        "run of the same size in this report."
+    )
+    rest = {f.concurrency: f for f in rest_figures if f.target == "lua"}
+    rows: list[list[object]] = []
+    for f in grpc_figures:
+        twin = rest.get(f.concurrency)
+        ratio = f.rps / twin.rps if twin is not None and twin.rps else None
+        rows.append(
+            [f.target.removeprefix("grpc-"), f.concurrency, f.rps, f.accepted_per_s, f.p50_ms, f.p99_ms,
+             f.error_rate * 100, ratio if ratio is not None else "", f.verdict]
+        )  # fmt: skip
+    headers = ["mode", "bidders", "bids/s", "accepted/s", "p50 ms", "p99 ms", "errors %", "/ REST Lua"]
+    report.table([*headers, "verdict"], rows)
