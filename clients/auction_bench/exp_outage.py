@@ -146,7 +146,8 @@ def _verdict(figures: archive_bench.Figures) -> str:
         p99_span = f"{min(valid_p99)[0]:+.0f}% to {worst_p99[0]:+.0f}%"
         parts.append(
             f"During the {len(figures.outages)} outages the write path's rate moved by {rate_span} "
-            f"(largest move: {worst_rate[1]}) and its p99 by {p99_span} (largest rise: {worst_p99[1]})."
+            f"(largest move: {worst_rate[1]}) and its p99 by {p99_span} "
+            + (f"(largest rise: {worst_p99[1]})." if worst_p99[0] > 0 else "(it fell in every one).")
         )
     if broken:
         parts.append(f"The promise that the write path does not notice does NOT hold ({BOUND.describe()}) "
