@@ -36,7 +36,7 @@ from devstack.processes import ServiceProcess
 from devstack.servers import NatsServer, PostgresServer, RedisServer
 from devstack.services import bidder_process
 from devstack.services_archive import archiver_env, archiver_process, relay_process
-from tests.conftest import scaled, server_sink, temp_data_dir
+from tests.conftest import scaled, server_sink, service_sink, temp_data_dir
 
 PARTITIONS = 4
 RELAY_TEST_ENV = {
@@ -63,10 +63,6 @@ ARCHIVER_TEST_ENV = {
 }
 
 
-def quiet(_name: str, _line: str) -> None:
-    return None
-
-
 def always_ready() -> Any:
     """A readiness check for processes expected to die on purpose before they would report ready."""
 
@@ -83,6 +79,15 @@ class Accepted:
     bid_id: str
     bidder: str
     amount: int
+
+
+async def create_items(stub: bidder_pb2_grpc.BidderServiceAsyncStub, count: int) -> list[str]:
+    """`count` open items (EUR, starting at 100, increment 5) that end in an hour."""
+    request = bidder_pb2.CreateItemRequest(
+        title="Clock", description="A wall clock", currency="EUR", starting_price=100, min_increment=5,
+        ends_at=Timestamp(seconds=int(time.time()) + 3600),
+    )  # fmt: skip
+    return [(await stub.CreateItem(request)).item.id for _ in range(count)]
 
 
 @dataclass
@@ -142,17 +147,7 @@ class ArchiveStack:
         return load
 
     async def create_items(self, count: int) -> list[str]:
-        ends = int(time.time()) + 3600
-        ids = []
-        for _ in range(count):
-            reply = await self.stub.CreateItem(
-                bidder_pb2.CreateItemRequest(
-                    title="Clock", description="A wall clock", currency="EUR", starting_price=100,
-                    min_increment=5, ends_at=Timestamp(seconds=ends),
-                )
-            )  # fmt: skip
-            ids.append(reply.item.id)
-        return ids
+        return await create_items(self.stub, count)
 
     async def archived(self, item_ids: list[str]) -> list[Accepted]:
         conn = await asyncpg.connect(self.dsn)
@@ -273,7 +268,7 @@ async def fresh_database(postgres_server: PostgresServer) -> AsyncIterator[str]:
 @pytest.fixture(scope="module")
 async def archive_stack() -> AsyncIterator[ArchiveStack]:
     """Own Redis, NATS and PostgreSQL, a bidder process; relays and archivers are started by the tests."""
-    sink = server_sink() or quiet
+    sink = service_sink()
     with temp_data_dir("auction-archive-") as tmp:
         redis = RedisServer(tmp / "redis", sink=server_sink(), start_timeout=scaled(30))
         nats_server = NatsServer(tmp / "nats", sink=server_sink(), start_timeout=scaled(30))

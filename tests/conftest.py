@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, TypeVar
 import pytest_asyncio
 import redis.asyncio as redis_asyncio
 
-from devstack.child import LineSink, PrefixPrinter
+from devstack.child import LineSink, PrefixPrinter, discard
 from devstack.server_base import ServerProcess
 from devstack.servers import NatsServer, PostgresServer, RedisServer
 
@@ -48,6 +48,11 @@ def scaled(seconds: float) -> float:
 def server_sink() -> LineSink | None:
     """Where server output goes besides the log file: stderr when AUCTION_TEST_SERVER_LOGS is set."""
     return PrefixPrinter(sys.stderr) if os.environ.get("AUCTION_TEST_SERVER_LOGS") else None
+
+
+def service_sink() -> LineSink:
+    """`server_sink()` for our services, which would otherwise print to the terminal: dropped by default."""
+    return server_sink() or discard
 
 
 @contextlib.contextmanager

@@ -33,7 +33,7 @@ from devstack.processes import ServiceProcess
 from devstack.servers import RedisServer
 from devstack.services import bidder_process
 from devstack.services_fanout import fanout_process
-from tests.conftest import scaled, server_sink
+from tests.conftest import scaled, service_sink
 
 FANOUT_TEST_ENV = {
     "FANOUT_LOG_LEVEL": "warning",
@@ -54,10 +54,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0,
             if await check():
                 return
             await asyncio.sleep(every)
-
-
-def _quiet(_name: str, _line: str) -> None:
-    return None
 
 
 @dataclass
@@ -149,7 +145,7 @@ class FanoutStack:
 async def fanout_stack(redis_server: RedisServer) -> AsyncIterator[FanoutStack]:
     """A bidder process (Lua strategy) and one fan-out process on a free port, for the module."""
     logs = Path(tempfile.mkdtemp(prefix="auction-fanout-"))
-    sink = server_sink() or _quiet
+    sink = service_sink()
     bidder_port = free_port()
     bidder = bidder_process(redis_server.url, bidder_port, sink=sink, log_path=logs / "bidder.log")
     bidder.start_timeout = scaled(30)

@@ -16,7 +16,7 @@ from devstack.ports import free_port
 from devstack.servers import RedisServer
 from devstack.services import bidder_process, edge_process
 from devstack.tokens import mint_token
-from tests.conftest import server_sink
+from tests.conftest import service_sink
 
 
 @dataclass
@@ -47,7 +47,7 @@ class RestStack:
 async def running_rest_stack(redis_url: str, strategy: str) -> AsyncIterator[RestStack]:
     """A bidder process and an edge process on free ports, stopped afterwards."""
     logs = Path(tempfile.mkdtemp(prefix="auction-stack-"))
-    sink = server_sink() or (lambda _name, _line: None)
+    sink = service_sink()
     secret = secrets.token_urlsafe(32)
     bidder_port, edge_port = free_port(), free_port()
     bidder = bidder_process(

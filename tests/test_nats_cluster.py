@@ -24,11 +24,10 @@ import httpx
 import nats
 import orjson
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.client import Client as NatsClient
 from redis.asyncio import Redis
 
-from auction.v1 import bidder_pb2, bidder_pb2_grpc
+from auction.v1 import bidder_pb2_grpc
 from devstack.nats_cluster import NatsClusterServers
 from devstack.ports import free_port
 from devstack.processes import ServiceProcess
@@ -42,9 +41,10 @@ from tests.archive_fixtures import (
     RELAY_TEST_ENV,
     Accepted,
     BidLoad,
+    create_items,
     fresh_database,
 )
-from tests.conftest import scaled, server_sink, temp_data_dir
+from tests.conftest import scaled, server_sink, service_sink, temp_data_dir
 
 __all__ = ["fresh_database"]
 
@@ -53,10 +53,6 @@ DURABLE = "archiver"
 VICTIM = 1
 
 pytestmark = pytest.mark.timeout(scaled(120))
-
-
-def _quiet(_name: str, _line: str) -> None:
-    return None
 
 
 @dataclass
@@ -70,17 +66,7 @@ class NatsClusterStack:
     archiver: ServiceProcess
 
     async def create_items(self, count: int) -> list[str]:
-        ends = int(time.time()) + 3600
-        ids = []
-        for _ in range(count):
-            reply = await self.stub.CreateItem(
-                bidder_pb2.CreateItemRequest(
-                    title="Vase", description="A vase", currency="EUR", starting_price=100, min_increment=5,
-                    ends_at=Timestamp(seconds=ends),
-                )
-            )  # fmt: skip
-            ids.append(reply.item.id)
-        return ids
+        return await create_items(self.stub, count)
 
     async def archived(self, item_ids: list[str]) -> tuple[list[Accepted], set[str]]:
         conn = await asyncpg.connect(self.dsn)
@@ -145,7 +131,7 @@ async def nats_cluster_stack(
     redis_server: RedisServer, redis_client: Redis, fresh_database: str
 ) -> AsyncIterator[NatsClusterStack]:
     """A 3-node NATS cluster, a bidder on the (flushed) session Redis, relay (R3 stream) and archiver."""
-    sink = server_sink() or _quiet
+    sink = service_sink()
     with temp_data_dir("auction-nats-cluster-") as tmp:
         async with NatsClusterServers(tmp / "nats", sink=server_sink(), start_timeout=scaled(30)) as cluster:
             bidder_port = free_port()

@@ -42,7 +42,7 @@ from devstack.redis_cluster import RedisClusterServers
 from devstack.services import bidder_process
 from devstack.services_archive import relay_process
 from tests.archive_fixtures import RELAY_TEST_ENV
-from tests.conftest import scaled, server_sink, temp_data_dir
+from tests.conftest import scaled, server_sink, service_sink, temp_data_dir
 from tests.fanout_fixtures import FanoutStack, RawViewer
 
 PARTITIONS = 16
@@ -52,10 +52,6 @@ BIDS_PER_BIDDER = 20
 ITEMS_PER_MASTER = 2
 
 pytestmark = pytest.mark.timeout(scaled(120))
-
-
-def _quiet(_name: str, _line: str) -> None:
-    return None
 
 
 @dataclass
@@ -87,7 +83,7 @@ class ClusterStack:
 @pytest.fixture(scope="module")
 async def cluster_stack(nats_server: NatsServer) -> AsyncIterator[ClusterStack]:
     """A 3-master cluster; a bidder, a fan-out and a relay (to the session's NATS) in cluster mode."""
-    sink = server_sink() or _quiet
+    sink = service_sink()
     tag = secrets.token_hex(3)
     stream, prefix = f"CLUSTER_{tag.upper()}", f"cluster{tag}.events"
     with temp_data_dir("auction-redis-cluster-") as tmp:

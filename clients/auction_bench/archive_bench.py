@@ -33,12 +33,13 @@ from pathlib import Path
 
 import asyncpg
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from auction.v1 import bidder_pb2, bidder_pb2_grpc
 from auction_bench.archive_load import READY_LINE
 from auction_bench.archive_outage import Outage, kinds, outage
+from auction_bench.grpc_items import create_items
 from auction_bench.outage_figures import phases, timeline
+from devstack.child import discard
 from devstack.ports import free_port
 from devstack.processes import ServiceProcess
 from devstack.servers import NatsServer, PostgresServer, RedisServer, ServerProcess
@@ -47,10 +48,6 @@ from devstack.services_archive import archiver_process, relay_process
 from devstack.tokens import SECRET_ENV
 
 HOST = "127.0.0.1"
-
-
-def quiet(_name: str, _line: str) -> None:
-    return None
 
 
 @dataclass
@@ -92,19 +89,19 @@ async def start_stack(tmp: Path, partitions: int) -> Stack:
     secret = secrets.token_urlsafe(32)
     bidder_port, edge_port, archiver_port = free_port(), free_port(), free_port()
     bidder = bidder_process(
-        redis.url, bidder_port, partitions=partitions, sink=quiet, log_path=tmp / "bidder.log",
+        redis.url, bidder_port, partitions=partitions, sink=discard, log_path=tmp / "bidder.log",
         extra_env={"BIDDER_LOG_LEVEL": "warning"},
     )  # fmt: skip
     relay = relay_process(
-        redis.url, nats.url, free_port(), partitions=partitions, consumer="bench-relay", sink=quiet,
+        redis.url, nats.url, free_port(), partitions=partitions, consumer="bench-relay", sink=discard,
         log_path=tmp / "relay.log", extra_env={"RELAY_LOG_LEVEL": "warning"},
     )  # fmt: skip
     archiver = archiver_process(
-        nats.url, postgres.dsn, archiver_port, redis_url=redis.url, partitions=partitions, sink=quiet,
+        nats.url, postgres.dsn, archiver_port, redis_url=redis.url, partitions=partitions, sink=discard,
         log_path=tmp / "archiver.log", extra_env={"ARCHIVER_LOG_LEVEL": "warning"},
     )  # fmt: skip
     edge = edge_process(
-        f"{HOST}:{bidder_port}", edge_port, secret, sink=quiet, log_path=tmp / "edge.log",
+        f"{HOST}:{bidder_port}", edge_port, secret, sink=discard, log_path=tmp / "edge.log",
         extra_env={"EDGE_LOG_LEVEL": "warning", "EDGE_HISTORY_TARGET": f"{HOST}:{archiver_port}"},
     )  # fmt: skip
     processes = [bidder, relay, archiver, edge]
@@ -122,14 +119,6 @@ async def stop_stack(stack: Stack) -> None:
     for server in (stack.postgres, stack.nats, stack.redis):
         await server.stop()
     stack.postgres.remove_cluster()
-
-
-async def create_items(stub: bidder_pb2_grpc.BidderServiceAsyncStub, count: int) -> list[str]:
-    ends = Timestamp(seconds=int(time.time()) + 86_400)
-    request = bidder_pb2.CreateItemRequest(
-        title="Bench lot", currency="USD", starting_price=100, min_increment=1, ends_at=ends
-    )
-    return [(await stub.CreateItem(request)).item.id for _ in range(count)]
 
 
 async def archived_count(conn: asyncpg.Connection) -> int:

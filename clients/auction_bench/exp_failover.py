@@ -21,6 +21,7 @@ from auction.live import BidPlaced, ItemStream, watch_item
 from auction.v1 import bidder_pb2, bidder_pb2_grpc
 from auction_bench.http_load import percentile
 from auction_bench.report import Report
+from devstack.child import discard
 from devstack.ports import free_port
 from devstack.servers import RedisServer
 from devstack.services import bidder_process
@@ -38,10 +39,6 @@ class Failover:
     reconnect_max_ms: float
     missed_events: int
     duplicate_events: int
-
-
-def quiet(_name: str, _line: str) -> None:
-    return None
 
 
 class Viewer:
@@ -63,11 +60,13 @@ async def measure(viewers: int, rate: float, seconds: float, progress: Any = pri
         redis = RedisServer(logs / "redis")
         await redis.start()
         bidder_port, port = free_port(), free_port()
-        bidder = bidder_process(redis.url, bidder_port, sink=quiet, extra_env={"BIDDER_LOG_LEVEL": "warning"})
+        bidder = bidder_process(
+            redis.url, bidder_port, sink=discard, extra_env={"BIDDER_LOG_LEVEL": "warning"}
+        )
         target = f"127.0.0.1:{bidder_port}"
         fanouts = [
             fanout_process(
-                redis.url, target, port, sink=quiet, name=f"fanout-{i}", log_path=logs / f"f{i}.log"
+                redis.url, target, port, sink=discard, name=f"fanout-{i}", log_path=logs / f"f{i}.log"
             )
             for i in range(2)
         ]

@@ -27,11 +27,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from auction.v1 import bidder_pb2, bidder_pb2_grpc
 from auction_bench.fanout_viewers import Tally, raise_file_limit, worker
+from auction_bench.grpc_items import create_items
 from auction_bench.http_load import percentile
+from devstack.child import discard
 from devstack.ports import LOCALHOST, free_port
 from devstack.processes import ServiceProcess
 from devstack.servers import RedisServer
@@ -89,10 +90,6 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def quiet(_name: str, _line: str) -> None:
-    return None
-
-
 class Bidding:
     """Places bids one at a time on one item; records when each accepted bid's answer arrived."""
 
@@ -110,16 +107,6 @@ class Bidding:
         return reply.seq
 
 
-async def _create_item(stub: bidder_pb2_grpc.BidderServiceAsyncStub) -> str:
-    reply = await stub.CreateItem(
-        bidder_pb2.CreateItemRequest(
-            title="Hot lot", description="", currency="USD", starting_price=100, min_increment=10,
-            ends_at=Timestamp(seconds=int(time.time()) + 7200),
-        )
-    )  # fmt: skip
-    return reply.item.id
-
-
 async def run_one(n: int, ns: argparse.Namespace, redis_url: str, bidder_target: str, logs: Path) -> Figures:
     port = free_port()
     env = {
@@ -128,7 +115,7 @@ async def run_one(n: int, ns: argparse.Namespace, redis_url: str, bidder_target:
         "FANOUT_MAX_CONNECTIONS": "20000",
     }
     fanouts = fanout_processes(
-        ns.fanouts, redis_url, bidder_target, port, sink=quiet, log_dir=logs, extra_env=env
+        ns.fanouts, redis_url, bidder_target, port, sink=discard, log_dir=logs, extra_env=env
     )
     for process in fanouts:
         process.start_timeout = 60
@@ -139,15 +126,15 @@ async def run_one(n: int, ns: argparse.Namespace, redis_url: str, bidder_target:
     context = multiprocessing.get_context("spawn")
     workers: list[tuple[multiprocessing.context.SpawnProcess, Connection]] = []
     try:
-        item_id = await _create_item(stub)
+        (item_id,) = await create_items(stub, 1, min_increment=10)
         await asyncio.sleep(0.5)
         rss_before = sum(rss_kib(pid) for pid in pids)
         procs = max(1, min(ns.client_procs, -(-n // 250)))
-        niceness = getattr(ns, "client_nice", 0)
+        niceness = ns.client_nice
         for index in range(procs):
             share = n // procs + (1 if index < n % procs else 0)
             here, there = context.Pipe()
-            args = (there, LOCALHOST, port, item_id, share, niceness)
+            args = (there, LOCALHOST, port, [item_id], share, niceness)
             proc = context.Process(target=worker, args=args, daemon=True)
             proc.start()
             workers.append((proc, here))
@@ -188,7 +175,7 @@ async def run_one(n: int, ns: argparse.Namespace, redis_url: str, bidder_target:
         for _, pipe in workers:
             pipe.send("report")
         for _, pipe in workers:
-            tallies.append(await asyncio.to_thread(pipe.recv))
+            tallies.append((await asyncio.to_thread(pipe.recv))[item_id])
     finally:
         for proc, _ in workers:
             proc.join(timeout=10)
@@ -265,7 +252,7 @@ async def bench(ns: argparse.Namespace) -> list[Figures]:
         await redis.start()
         bidder_port = free_port()
         bidder: ServiceProcess = bidder_process(
-            redis.url, bidder_port, sink=quiet, log_path=logs / "bidder.log",
+            redis.url, bidder_port, sink=discard, log_path=logs / "bidder.log",
             extra_env={"BIDDER_LOG_LEVEL": "warning"},
         )  # fmt: skip
         try:

@@ -241,22 +241,35 @@ async def open_viewers(
     return viewers
 
 
-def worker(pipe: Connection, host: str, port: int, item_id: str, count: int, niceness: int = 0) -> None:
-    """Worker process: open `count` viewers, say "ready", record until told "report", send the tally."""
+def worker(
+    pipe: Connection, host: str, port: int, item_ids: list[str], count: int, niceness: int = 0
+) -> None:
+    """Worker process: open `count` viewers spread evenly over `item_ids`, say ("ready", connected,
+    failed), record until told "report", then send {item_id: Tally} (seqs are per item)."""
     raise_file_limit()
     if niceness:
         lower_priority(niceness)
 
     async def run() -> None:
-        tally = Tally()
-        viewers = await open_viewers(host, port, item_id, count, tally, parallel=100)
-        pipe.send(("ready", tally.connected, tally.failed))
+        tallies = {item_id: Tally() for item_id in item_ids}
+        each, extra = divmod(count, len(item_ids))
+        shares = [each + (1 if i < extra else 0) for i in range(len(item_ids))]
+        parallel = max(1, 100 // len(item_ids))
+        groups = await asyncio.gather(
+            *(
+                open_viewers(host, port, item_id, share, tallies[item_id], parallel=parallel)
+                for item_id, share in zip(item_ids, shares, strict=True)
+            )
+        )
+        counts = list(tallies.values())
+        pipe.send(("ready", sum(t.connected for t in counts), sum(t.failed for t in counts)))
         loop = asyncio.get_running_loop()
         command: Any = await loop.run_in_executor(None, pipe.recv)
         assert command == "report"
-        tally.last_seqs = [v.last_seq for v in viewers]
-        for viewer in viewers:
-            viewer.close(loop)
-        pipe.send(tally)
+        for item_id, viewers in zip(item_ids, groups, strict=True):
+            tallies[item_id].last_seqs = [v.last_seq for v in viewers]
+            for viewer in viewers:
+                viewer.close(loop)
+        pipe.send(tallies)
 
     uvloop.run(run())

@@ -29,10 +29,10 @@ from typing import cast
 
 import grpc
 import uvloop
-from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2, status_pb2
 
 from auction.v1 import bidder_pb2, bidder_pb2_grpc
+from auction_bench.grpc_items import create_items
 from auction_bench.http_load import WorkerResult
 from auction_bench.rest_war import RunFigures, summarize
 from auction_bench.verdict import war_verdict
@@ -147,17 +147,6 @@ def _worker(args: tuple[str, str, str, int, float, float]) -> WorkerResult:
     return uvloop.run(run())
 
 
-async def _create_item(stub: bidder_pb2_grpc.BidderServiceAsyncStub) -> str:
-    ends = Timestamp()
-    ends.FromSeconds(int(time.time()) + 3600)
-    reply = await stub.CreateItem(
-        bidder_pb2.CreateItemRequest(
-            title="gRPC war", currency="USD", starting_price=100, min_increment=INCREMENT, ends_at=ends
-        )
-    )
-    return reply.item.id
-
-
 async def _final_item(stub: bidder_pb2_grpc.BidderServiceAsyncStub, item_id: str) -> dict[str, object]:
     item = (await stub.GetItem(bidder_pb2.GetItemRequest(item_id=item_id))).item
     price = item.current_price if item.HasField("current_price") else None
@@ -181,7 +170,7 @@ async def bench(modes: list[str], levels: list[int], duration: float, warmup: fl
                 stub = bidder_pb2_grpc.BidderServiceStub(channel)
                 context = multiprocessing.get_context("spawn")
                 for mode, level in ((m, n) for m in modes for n in levels):
-                    item_id = await _create_item(stub)
+                    (item_id,) = await create_items(stub, 1, min_increment=INCREMENT)
                     job = (mode, target, item_id, level, warmup + duration, warmup)
                     with context.Pool(1) as pool:  # a process of its own, as in the REST war
                         result = await asyncio.to_thread(pool.apply, _worker, (job,))

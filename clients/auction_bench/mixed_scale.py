@@ -2,7 +2,7 @@
 
 It starts its own Redis and bidder, then for each instance count N: the edge with N uvicorn workers and N
 fan-out processes sharing one port (SO_REUSEPORT), `--items` fresh items, `--viewers` lean WebSocket
-viewers spread over them (one worker process, `mixed_viewers`), and at the same time a REST bidding war
+viewers spread over them (one worker process, `fanout_viewers`), and at the same time a REST bidding war
 on every item (`--bidders` in all, the lean load generator of `http_load`, reading `min_next_bid` from
 each answer). Per N: bids/s and bid latency, broadcast latency (arrival at each viewer minus the moment
 the bid's 201 reached its bidder, both on the system-wide monotonic clock, as `fanout_bench` does; the
@@ -32,10 +32,11 @@ import numpy as np
 import uvloop
 
 from auction_bench.fanout_viewers import Tally, raise_file_limit
+from auction_bench.fanout_viewers import worker as viewer_worker
 from auction_bench.http_load import WorkerResult, bidder_loop, percentile
-from auction_bench.mixed_viewers import worker as viewer_worker
 from auction_bench.rest_war import create_item, get_item
 from auction_bench.verdict import war_verdict
+from devstack.child import discard
 from devstack.ports import LOCALHOST, free_port
 from devstack.processes import ServiceProcess
 from devstack.server_base import process_tree
@@ -85,10 +86,6 @@ class MixedFigures:
         return self.connected == self.viewers and not (
             self.dropped or self.repeated or self.behind or self.closed
         )
-
-
-def quiet(_name: str, _line: str) -> None:
-    return None
 
 
 def _cpu(pids: list[int], *, descendants: bool = True) -> float:
@@ -175,11 +172,11 @@ async def run_one(
 ) -> MixedFigures:
     fanout_port, edge_port = free_port(), free_port()
     fanouts = fanout_processes(
-        count, redis_url, bidder_target, fanout_port, sink=quiet, log_dir=logs,
+        count, redis_url, bidder_target, fanout_port, sink=discard, log_dir=logs,
         extra_env={"FANOUT_LOG_LEVEL": "warning"},
     )  # fmt: skip
     edge = edge_process(
-        bidder_target, edge_port, secret, sink=quiet, log_path=logs / "edge.log",
+        bidder_target, edge_port, secret, sink=discard, log_path=logs / "edge.log",
         extra_env={"EDGE_LOG_LEVEL": "warning", "EDGE_WORKERS": str(count)},
     )  # fmt: skip
     processes: list[ServiceProcess] = [*fanouts, edge]
@@ -289,7 +286,7 @@ async def bench(ns: argparse.Namespace) -> list[MixedFigures]:
         await redis.start()
         bidder_port = free_port()
         bidder = bidder_process(
-            redis.url, bidder_port, sink=quiet, log_path=logs / "bidder.log",
+            redis.url, bidder_port, sink=discard, log_path=logs / "bidder.log",
             extra_env={"BIDDER_LOG_LEVEL": "warning"},
         )  # fmt: skip
         try:

@@ -26,6 +26,7 @@ import uvloop
 
 from auction_bench.http_load import WorkerResult, bidder_loop, percentile
 from auction_bench.verdict import war_verdict
+from devstack.child import discard
 from devstack.ports import free_port
 from devstack.processes import ServiceProcess, http_ok
 from devstack.servers import RedisServer
@@ -143,10 +144,6 @@ async def watch_conflicts(metrics_url: str | None) -> int | None:
     return 0
 
 
-def quiet(_name: str, _line: str) -> None:
-    return None
-
-
 async def bench(
     targets: list[str],
     levels: list[int],
@@ -250,17 +247,17 @@ def target_processes(
         ready = http_ok(f"http://{HOST}:{port}/readyz")
         env = {"BARE_PORT": str(port)}
         bare = ServiceProcess(
-            "bare", "auction_bench.bare_app", env, ready, sink=quiet, endpoint=f"http://{HOST}:{port}"
+            "bare", "auction_bench.bare_app", env, ready, sink=discard, endpoint=f"http://{HOST}:{port}"
         )
         return [bare], None
     bidder_port, edge_port, metrics_port = free_port(), free_port(), free_port()
     bidder_env = {"BIDDER_LOG_LEVEL": "warning", "BIDDER_METRICS_PORT": str(metrics_port)}
     bidder = bidder_process(
-        redis_url, bidder_port, strategy=target, sink=quiet, log_path=tmp / f"{target}-bidder.log",
+        redis_url, bidder_port, strategy=target, sink=discard, log_path=tmp / f"{target}-bidder.log",
         extra_env=bidder_env,
     )  # fmt: skip
     edge = edge_process(
-        f"{HOST}:{bidder_port}", edge_port, secret, sink=quiet, log_path=tmp / f"{target}-edge.log",
+        f"{HOST}:{bidder_port}", edge_port, secret, sink=discard, log_path=tmp / f"{target}-edge.log",
         extra_env={"EDGE_LOG_LEVEL": "warning", "EDGE_WORKERS": str(edge_workers)},
     )  # fmt: skip
     return [bidder, edge], f"http://{HOST}:{metrics_port}/metrics"

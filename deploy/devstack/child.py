@@ -33,6 +33,11 @@ if TYPE_CHECKING:
 LineSink: TypeAlias = Callable[[str, str], None]
 """Receives (process name, output line without newline); see `PrefixPrinter`."""
 
+
+def discard(_name: str, _line: str) -> None:
+    """The `LineSink` for a quiet run: nothing on the terminal (each process still has its log file)."""
+
+
 _PR_SET_DEATHSIG = 1
 _ADDRESS_IN_USE_MARKERS = ("address already in use",)
 _LINE_LIMIT = 1 << 20
