@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import uvloop
 from prometheus_client import start_http_server
 
 from archiver.server import ArchiverServer
 from archiver.settings import ArchiverSettings
+from auction_common.config import load_settings
 from auction_common.lifecycle import run_until_signal
 from auction_common.logs import configure_logging
 
@@ -17,7 +20,9 @@ async def serve(settings: ArchiverSettings) -> None:
 
 
 def main() -> None:
-    settings = ArchiverSettings()
+    settings = load_settings(ArchiverSettings, "archiver")
+    if settings is None:
+        sys.exit(2)
     configure_logging(settings.log_level, settings.log_json)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.host)

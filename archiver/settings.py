@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from relay.nats_connection import NatsUrls
+
 
 class ArchiverSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ARCHIVER_", frozen=True)
@@ -18,7 +20,7 @@ class ArchiverSettings(BaseSettings):
     postgres_dsn: str = "postgresql://auction@127.0.0.1:5432/auction"
     # One URL or several, comma-separated (the nodes of a NATS cluster): the client starts with any
     # reachable one, learns the others from it, and fails over to them when its server goes away.
-    nats_url: str = "nats://127.0.0.1:4222"
+    nats_url: NatsUrls = "nats://127.0.0.1:4222"
     stream: str = "AUCTION"
     filter_subject: str = "auction.events.>"
     durable: str = "archiver"

@@ -6,8 +6,8 @@ import sys
 
 import uvloop
 from prometheus_client import start_http_server
-from pydantic import ValidationError
 
+from auction_common.config import load_settings
 from auction_common.lifecycle import run_until_signal
 from auction_common.logs import configure_logging
 from core_bidder.server import BidderServer
@@ -20,12 +20,8 @@ async def serve(settings: BidderSettings) -> None:
 
 
 def main() -> None:
-    try:
-        settings = BidderSettings()
-    except ValidationError as exc:  # e.g. BIDDER_STRATEGY=watch with BIDDER_REDIS_CLUSTER=true
-        for error in exc.errors(include_input=False, include_url=False):
-            where = ".".join(str(part) for part in error["loc"]) or "settings"
-            print(f"bidder: invalid configuration: {where}: {error['msg']}", file=sys.stderr)
+    settings = load_settings(BidderSettings, "bidder")  # e.g. strategy=watch on a Redis Cluster
+    if settings is None:
         sys.exit(2)
     configure_logging(settings.log_level, settings.log_json)
     if settings.metrics_port:

@@ -9,29 +9,18 @@ With `EDGE_WORKERS` > 1 uvicorn spawns worker processes that each build the app 
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any
 
 import structlog
 import uvicorn
-from pydantic import ValidationError
 
+from auction_common.config import load_settings
 from edge_gateway.app import create_app
 from edge_gateway.logs import configure_logging
 from edge_gateway.settings import EdgeSettings, secret_problems
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-
-
-def _load_settings() -> EdgeSettings | None:
-    try:
-        return EdgeSettings()
-    except ValidationError as exc:
-        for error in exc.errors(include_input=False, include_url=False):
-            where = ".".join(str(part) for part in error["loc"]) or "settings"
-            print(f"edge gateway: invalid configuration: {where}: {error['msg']}", file=sys.stderr)
-        return None
 
 
 def app_from_env() -> FastAPI:
@@ -61,7 +50,7 @@ def server_options(settings: EdgeSettings) -> dict[str, Any]:
 
 def main() -> int:
     """Run the gateway until SIGTERM/SIGINT; 2 when the configuration is unusable."""
-    settings = _load_settings()
+    settings = load_settings(EdgeSettings, "edge gateway")
     if settings is None:
         return 2
     configure_logging(settings.log_level, json=settings.environment == "production")

@@ -10,12 +10,11 @@ import asyncio
 import os
 import resource
 import signal
-import sys
 
 import structlog
 import uvloop
-from pydantic import ValidationError
 
+from auction_common.config import load_settings
 from auction_common.logs import configure_logging
 from fanout.server import FanoutServer
 from fanout.settings import FanoutSettings
@@ -48,12 +47,8 @@ def pin_to_cpu(cpu: int) -> None:
 
 
 def main() -> int:
-    try:
-        settings = FanoutSettings()
-    except ValidationError as exc:
-        for error in exc.errors(include_input=False, include_url=False):
-            where = ".".join(str(part) for part in error["loc"]) or "settings"
-            print(f"fanout: invalid configuration: {where}: {error['msg']}", file=sys.stderr)
+    settings = load_settings(FanoutSettings, "fanout")
+    if settings is None:
         return 2
     configure_logging(settings.log_level, settings.log_json)
     raise_file_limit()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import uvloop
 
+from auction_common.config import load_settings
 from auction_common.lifecycle import run_until_signal
 from auction_common.logs import configure_logging
 from relay.service import RelayService
@@ -16,7 +19,9 @@ async def serve(settings: RelaySettings) -> None:
 
 
 def main() -> None:
-    settings = RelaySettings()
+    settings = load_settings(RelaySettings, "relay")
+    if settings is None:
+        sys.exit(2)
     configure_logging(settings.log_level, settings.log_json)
     uvloop.run(serve(settings))
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Annotated
 
 import nats.errors
 import structlog
 from nats.aio.client import Client as NatsClient
+from pydantic import AfterValidator
 
 log = structlog.get_logger(__name__)
 ERROR_LOG_INTERVAL_SECONDS = 10.0
@@ -27,6 +29,15 @@ def nats_servers(urls: str) -> list[str]:
     if not servers:
         raise ValueError("no NATS server URL given")
     return servers
+
+
+def _checked_urls(urls: str) -> str:
+    nats_servers(urls)
+    return urls
+
+
+# A settings field holding one NATS URL or a comma-separated list, refused at startup when empty.
+NatsUrls = Annotated[str, AfterValidator(_checked_urls)]
 
 
 async def connect_nats(
@@ -50,12 +61,13 @@ async def connect_nats(
             last_error[0] = now
             log.warning("nats_error", connection=name, error=repr(exc))
 
+    servers = nats_servers(url)
     delay = 0.1
     while True:
         nc = NatsClient()
         try:
             await nc.connect(
-                servers=nats_servers(url),
+                servers=servers,
                 name=name,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=1,

@@ -9,6 +9,8 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from relay.nats_connection import NatsUrls
+
 
 def default_consumer() -> str:
     """Unique per process; pin it (`RELAY_CONSUMER`, e.g. a StatefulSet pod name) to resume at once."""
@@ -25,7 +27,7 @@ class RelaySettings(BaseSettings):
     redis_cluster: bool = False
     # One URL or several, comma-separated (the nodes of a NATS cluster): the client starts with any
     # reachable one, learns the others from it, and fails over to them when its server goes away.
-    nats_url: str = "nats://127.0.0.1:4222"
+    nats_url: NatsUrls = "nats://127.0.0.1:4222"
     # Must equal the bidder's BIDDER_PARTITIONS: the relay reads exactly those outbox streams.
     partitions: int = Field(default=16, ge=1, le=16384)
     stream: str = "AUCTION"
