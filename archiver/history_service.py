@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from archiver import metrics
 from archiver.errors import ArchiverError, ArchiveUnavailable, InvalidArgument, ItemNotFound
 from auction.v1 import history_pb2, history_pb2_grpc
-from core_bidder.keys import ITEM_ID_PATTERN
+from auction_contract.rules import ITEM_ID_PATTERN
 
 if TYPE_CHECKING:
     from archiver.history import BidPage, HistoryReader

@@ -1,25 +1,20 @@
 """An item's live state in Redis, computed from its archived rows, without I/O (used by the rebuild).
 
-The hash fields are those `core_bidder/lua/place_bid.lua` and `core_bidder/store.py` read and write.
-The event history stream (viewers resume from it) is refilled with the same JSON bytes the bidder
-writes (`core_bidder.events`), but only with a gap-free run of events ending at the newest: a stream
-with a hole would tell a resuming viewer it holds events it does not.
+The hash fields are the contract's (`auction_contract.redis_layout.ItemField`), which the bidder's Lua
+scripts read and write. The event history stream (viewers resume from it) is refilled with the same JSON
+bytes the bidder writes (`auction_contract.events`), but only with a gap-free run of events ending at the
+newest: a stream with a hole would tell a resuming viewer it holds events it does not.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
-from core_bidder.events import bid_event, created_event
-from core_bidder.rules import ItemStatic
+from auction_contract.events import bid_event, created_event
+from auction_contract.redis_layout import ItemField
+from auction_contract.wire_time import datetime_ms as ms
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-
-
-def ms(moment: datetime) -> int:
-    return (moment - _EPOCH) // _MS
+__all__ = ["ArchivedBid", "ArchivedItem", "LiveState", "live_state", "ms"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,21 +51,23 @@ class LiveState:
 def live_state(item: ArchivedItem, bid_count: int, recent_bids: list[ArchivedBid]) -> LiveState:
     """`recent_bids`: the newest archived bids in ascending seq (at most what the history keeps)."""
     fields = {
-        "title": item.title,
-        "desc": item.description,
-        "cur": item.currency,
-        "sp": str(item.starting_price),
-        "inc": str(item.min_increment),
-        "st": str(item.starts_ms),
-        "et": str(item.ends_ms),
-        "ct": str(item.created_ms),
-        "bc": str(bid_count),
-        "seq": "1",
+        ItemField.TITLE.value: item.title,
+        ItemField.DESCRIPTION.value: item.description,
+        ItemField.CURRENCY.value: item.currency,
+        ItemField.STARTING_PRICE.value: str(item.starting_price),
+        ItemField.MIN_INCREMENT.value: str(item.min_increment),
+        ItemField.STARTS_MS.value: str(item.starts_ms),
+        ItemField.ENDS_MS.value: str(item.ends_ms),
+        ItemField.CREATED_MS.value: str(item.created_ms),
+        ItemField.BID_COUNT.value: str(bid_count),
+        ItemField.SEQ.value: "1",
     }
     if recent_bids:
         last = recent_bids[-1]
-        fields.update(price=str(last.amount), hb=last.bidder, seq=str(last.seq))
-    return LiveState(fields, int(fields["seq"]), _history(item, recent_bids))
+        fields[ItemField.PRICE.value] = str(last.amount)
+        fields[ItemField.HIGHEST_BIDDER.value] = last.bidder
+        fields[ItemField.SEQ.value] = str(last.seq)
+    return LiveState(fields, int(fields[ItemField.SEQ.value]), _history(item, recent_bids))
 
 
 def _history(item: ArchivedItem, recent_bids: list[ArchivedBid]) -> list[tuple[str, str]]:
@@ -85,15 +82,10 @@ def _history(item: ArchivedItem, recent_bids: list[ArchivedBid]) -> list[tuple[s
         for b in run
     ]
     if not run or run[0].seq == 2:
-        static = ItemStatic(
-            item.item_id,
-            item.title,
-            item.description,
-            item.currency,
-            item.starting_price,
-            item.min_increment,
-            item.starts_ms,
-            item.created_ms,
-        )
-        events.insert(0, ("1-0", created_event(static, item.ends_ms)))
+        created = created_event(
+            item_id=item.item_id, title=item.title, description=item.description, currency=item.currency,
+            starting_price=item.starting_price, min_increment=item.min_increment,
+            starts_ms=item.starts_ms, ends_ms=item.ends_ms, created_ms=item.created_ms,
+        )  # fmt: skip
+        events.insert(0, ("1-0", created))
     return events

@@ -29,10 +29,10 @@ import nats.errors
 
 from archiver.live_state import ArchivedBid, ArchivedItem, LiveState, live_state, ms
 from archiver.settings import ArchiverSettings
+from auction_common.nats_connection import nats_servers
 from auction_common.redis_client import AnyRedis, close_redis, make_redis
-from core_bidder.keys import item_keys
+from auction_contract.redis_layout import item_keys
 from core_bidder.scripts import register
-from relay.nats_connection import nats_servers
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

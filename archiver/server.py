@@ -24,7 +24,7 @@ from archiver.settings import ArchiverSettings
 from archiver.writer import ArchiveWriter
 from auction.v1 import history_pb2, history_pb2_grpc
 from auction_common.grpc_serving import add_health_and_reflection, platform_server
-from relay.nats_connection import connect_nats
+from auction_common.nats_connection import connect_nats
 
 log = structlog.get_logger(__name__)
 SERVICE_NAME = history_pb2.DESCRIPTOR.services_by_name["HistoryService"].full_name

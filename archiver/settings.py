@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from relay.nats_connection import NatsUrls
+from auction_common.nats_connection import NatsUrls
 
 
 class ArchiverSettings(BaseSettings):

@@ -2,8 +2,9 @@
 
 `make_redis(url, cluster=...)` returns `redis.asyncio.Redis` or `redis.asyncio.cluster.RedisCluster`.
 Our code works with either (`AnyRedis`) because every command it sends names keys of one hash tag (the
-item's partition, `core_bidder.keys`), so each command, Lua call and per-partition pipeline entry goes to
-the one node owning that slot; non-transactional pipelines are split per node by the cluster client.
+item's partition, `auction_contract.redis_layout`), so each command, Lua call and per-partition pipeline
+entry goes to the one node owning that slot; non-transactional pipelines are split per node by the
+cluster client.
 
 Differences a caller must know:
 - Cluster: `url` is any one node (the client discovers the others); the database must be 0.

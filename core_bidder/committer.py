@@ -18,8 +18,9 @@ from auction_common.group_commit import GroupCommit
 if TYPE_CHECKING:
     import asyncio
 
-    from core_bidder.keys import ItemKeys
-    from core_bidder.writers import BidInput, BidWriter, Group, Reply
+    from auction_contract.redis_layout import ItemKeys
+    from auction_contract.replies import Reply
+    from core_bidder.writers import BidInput, BidWriter, Group
 
 BATCH_SIZE = Histogram(
     "bidder_commit_batch_bids", "Bids per group commit", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512)

@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from auction.v1 import item_pb2
-from core_bidder.rules import ItemStatus, ItemView
-
-_STATUS = {
-    ItemStatus.SCHEDULED: item_pb2.ITEM_STATUS_SCHEDULED,
-    ItemStatus.OPEN: item_pb2.ITEM_STATUS_OPEN,
-    ItemStatus.CLOSED: item_pb2.ITEM_STATUS_CLOSED,
-}
-STATUS_FROM_PROTO = {v: k for k, v in _STATUS.items()}
-
-
-def timestamp(ms: int) -> Timestamp:
-    return Timestamp(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000)
-
-
-def ms_of(ts: Timestamp) -> int:
-    return ts.seconds * 1000 + ts.nanos // 1_000_000
+from auction_contract.proto_status import STATUS_TO_PROTO
+from auction_contract.wire_time import timestamp
+from core_bidder.rules import ItemView
 
 
 def item_message(view: ItemView, now_ms: int) -> item_pb2.Item:
@@ -30,7 +15,7 @@ def item_message(view: ItemView, now_ms: int) -> item_pb2.Item:
         title=s.title,
         description=s.description,
         currency=s.currency,
-        status=_STATUS[view.status(now_ms)],
+        status=STATUS_TO_PROTO[view.status(now_ms)],
         starting_price=s.starting_price,
         min_increment=s.min_increment,
         bid_count=live.bid_count,

@@ -1,34 +1,11 @@
-"""Bid rules and item shapes, free of I/O so they can be tested without a server.
-
-The Lua scripts in `core_bidder/lua/` apply the same rules inside Redis; the WATCH strategy applies
-them from here. Tests hold both to the same outcomes.
-"""
+"""The bidder's item shapes, free of I/O. The rules every service shares live in `auction_contract.rules`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
-# Money is an integer count of minor units; 2^53 keeps it exact in Lua (doubles) and JSON.
-MAX_AMOUNT = 2**53
-
-
-class ItemStatus(StrEnum):
-    SCHEDULED = "scheduled"
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-def status_at(now_ms: int, starts_ms: int, ends_ms: int) -> ItemStatus:
-    if now_ms < starts_ms:
-        return ItemStatus.SCHEDULED
-    if now_ms >= ends_ms:
-        return ItemStatus.CLOSED
-    return ItemStatus.OPEN
-
-
-def min_next_bid(starting_price: int, current_price: int | None, min_increment: int) -> int:
-    return starting_price if current_price is None else current_price + min_increment
+from auction_contract.events import created_event
+from auction_contract.rules import ItemStatus, min_next_bid, status_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +20,14 @@ class ItemStatic:
     min_increment: int
     starts_ms: int
     created_ms: int
+
+    def created_event(self, ends_ms: int) -> str:
+        """The item's `created` event (seq 1)."""
+        return created_event(
+            item_id=self.id, title=self.title, description=self.description, currency=self.currency,
+            starting_price=self.starting_price, min_increment=self.min_increment,
+            starts_ms=self.starts_ms, ends_ms=ends_ms, created_ms=self.created_ms,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +62,3 @@ class AcceptedBid:
     amount: int
     placed_ms: int
     item: ItemView
-
-
-def bid_id_for(item_id: str, seq: int) -> str:
-    """Bid and event ids: unique because item ids never contain a dot and seq is per item."""
-    return f"{item_id}.{seq}"

@@ -9,7 +9,9 @@ import structlog
 from prometheus_client import Counter
 
 from auction.v1 import bidder_pb2, bidder_pb2_grpc, item_pb2
-from core_bidder.convert import STATUS_FROM_PROTO, item_message, ms_of, timestamp
+from auction_contract.proto_status import STATUS_FROM_PROTO
+from auction_contract.wire_time import ms_of, timestamp
+from core_bidder.convert import item_message
 from core_bidder.errors import BidderError, BidRejected, InvalidArgument, ItemNotFound, StoreUnavailable
 from core_bidder.rules import AcceptedBid
 from core_bidder.status import rich_status, to_status

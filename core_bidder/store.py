@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, NamedTuple
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from auction_contract.redis_layout import ItemField, ItemKeys, index_key, item_keys
+from auction_contract.replies import ReplyCode, accepted_of, code_of
+from auction_contract.rules import ItemStatus, bid_id_for
 from core_bidder.committer import GroupCommitter
 from core_bidder.errors import (
     BidderError,
@@ -24,16 +27,7 @@ from core_bidder.errors import (
     RejectReason,
     StoreUnavailable,
 )
-from core_bidder.events import created_event
-from core_bidder.keys import ItemKeys, index_key, item_keys
-from core_bidder.rules import (
-    AcceptedBid,
-    ItemLive,
-    ItemStatic,
-    ItemStatus,
-    ItemView,
-    bid_id_for,
-)
+from core_bidder.rules import AcceptedBid, ItemLive, ItemStatic, ItemView
 from core_bidder.scripts import register
 from core_bidder.writers import BidInput
 
@@ -41,10 +35,19 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from auction_common.redis_client import AnyRedis
+    from auction_contract.replies import Reply
     from core_bidder.settings import BidderSettings
-    from core_bidder.writers import BidWriter, Reply
+    from core_bidder.writers import BidWriter
 
-_FIELDS = ("title", "desc", "cur", "sp", "inc", "st", "ct", "price", "hb", "bc", "seq", "et")
+# The order `_view` unpacks them in.
+_FIELDS = tuple(
+    field.value
+    for field in (
+        ItemField.TITLE, ItemField.DESCRIPTION, ItemField.CURRENCY, ItemField.STARTING_PRICE,
+        ItemField.MIN_INCREMENT, ItemField.STARTS_MS, ItemField.CREATED_MS, ItemField.PRICE,
+        ItemField.HIGHEST_BIDDER, ItemField.BID_COUNT, ItemField.SEQ, ItemField.ENDS_MS,
+    )
+)  # fmt: skip
 _STATIC_CACHE_SIZE = 100_000
 _LIST_SCAN_BUDGET = 2_000
 _NOT_OPEN = BidRejected(RejectReason.AUCTION_NOT_OPEN)
@@ -113,7 +116,7 @@ class ItemStore:
             args=[
                 item_id, title, description, currency, str(starting_price), str(min_increment),
                 str(starts), str(ends_ms), str(created_ms), self._maxlen, keys.channel, self._publish,
-                created_event(static, ends_ms),
+                static.created_event(ends_ms),
             ],
         )  # fmt: skip
         if created != 1:  # a random 80-bit id collided; vanishingly rare, so let the caller retry
@@ -157,19 +160,19 @@ class ItemStore:
 
     async def _accepted(self, item_id: str, bidder: str, amount: int, reply: Reply) -> AcceptedBid:
         """Turn a writer reply into the accepted bid, or raise the rejection it stands for."""
-        kind = reply[0]
-        if kind == "A":
-            seq, placed_ms, bid_count, ends_ms = (int(x) for x in reply[1:5])
+        code = code_of(reply)
+        if code is ReplyCode.ACCEPTED:
+            seq, placed_ms, bid_count, ends_ms = accepted_of(reply)
             static = await self._static_of(item_id)
             live = ItemLive(amount, bidder, bid_count, seq, ends_ms)
             return AcceptedBid(bid_id_for(item_id, seq), seq, amount, placed_ms, ItemView(static, live))
-        if kind == "L":
+        if code is ReplyCode.TOO_LOW:
             raise BidRejected(RejectReason.BID_TOO_LOW, int(reply[1]))
-        if kind == "S":
+        if code is ReplyCode.NOT_OPEN:
             raise _NOT_OPEN
-        if kind == "C":
+        if code is ReplyCode.CLOSED:
             raise _CLOSED
-        if kind == "R":
+        if code is ReplyCode.KEY_REUSED:
             raise IdempotencyKeyReused()
         raise ItemNotFound(item_id)
 

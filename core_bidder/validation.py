@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import re
-
+from auction_contract.rules import (
+    BIDDER_PATTERN,
+    CURRENCY_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_AMOUNT,
+    MAX_DESCRIPTION,
+    MAX_TITLE,
+    is_item_id,
+)
 from core_bidder.errors import InvalidArgument
-from core_bidder.keys import ITEM_ID_PATTERN
-from core_bidder.rules import MAX_AMOUNT
 
-BIDDER_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
-IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")
-MAX_TITLE = 200
-MAX_DESCRIPTION = 5000
-
-
-def check_item_id(item_id: str) -> bool:
-    return ITEM_ID_PATTERN.fullmatch(item_id) is not None
+check_item_id = is_item_id
 
 
 def check_bid(bidder: str, amount: int, idempotency_key: str) -> None:

@@ -18,19 +18,27 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError, WatchError
 
+from auction_contract.events import bid_event
+from auction_contract.redis_layout import EVENT_FIELD, ItemField
+from auction_contract.replies import Reply, ReplyCode, accepted_reply, too_low_reply
+from auction_contract.rules import ItemStatus, min_next_bid, status_at
 from core_bidder.errors import StoreUnavailable
-from core_bidder.events import bid_event
-from core_bidder.rules import ItemStatus, min_next_bid, status_at
 from core_bidder.scripts import register
 
 if TYPE_CHECKING:
     from redis.asyncio.client import Pipeline
 
     from auction_common.redis_client import AnyRedis
-    from core_bidder.keys import ItemKeys
+    from auction_contract.redis_layout import ItemKeys
     from core_bidder.settings import BidderSettings
 
-Reply = list[str]
+__all__ = ["BidInput", "BidWriter", "Group", "LuaBidWriter", "Reply", "WatchBidWriter"]
+# What the WATCH writer reads under WATCH, in the order it unpacks them.
+_DECISION_FIELDS = [
+    ItemField.STARTING_PRICE.value, ItemField.MIN_INCREMENT.value, ItemField.STARTS_MS.value,
+    ItemField.ENDS_MS.value, ItemField.PRICE.value, ItemField.BID_COUNT.value, ItemField.SEQ.value,
+]  # fmt: skip
+_NOT_FOUND: Reply = [ReplyCode.NOT_FOUND.value]
 
 WATCH_CONFLICTS = Counter(
     "bidder_watch_conflicts_total", "WATCH transactions aborted by a concurrent write and retried"
@@ -148,7 +156,7 @@ class WatchBidWriter(_Common):
                     reply = await self._decide_and_queue(pipe, keys, bidder, amount, amount_s)
                     if reply is None:
                         await pipe.unwatch()  # type: ignore[no-untyped-call]
-                        return ["N"]
+                        return list(_NOT_FOUND)
                     if idem_key is not None:
                         pipe.set(idem_key, amount_s + "\n" + orjson.dumps(reply).decode(), px=self._ttl_ms)
                     # EXEC also for rejections: it proves the reads were one consistent snapshot.
@@ -167,7 +175,7 @@ class WatchBidWriter(_Common):
         self, pipe: Pipeline, keys: ItemKeys, bidder: str, amount: int, amount_s: str
     ) -> Reply | None:
         """Read under WATCH, apply the rules, and queue the writes (MULTI) the decision needs."""
-        fields = await pipe.hmget(keys.item, ["sp", "inc", "st", "et", "price", "bc", "seq"])
+        fields = await pipe.hmget(keys.item, _DECISION_FIELDS)
         if fields[0] is None:
             return None
         sp, inc, st, et, price, bc, seq = (_text(x) if x is not None else "" for x in fields)
@@ -176,27 +184,35 @@ class WatchBidWriter(_Common):
         pipe.multi()  # type: ignore[no-untyped-call]
         status = status_at(now_ms, int(st), int(et))
         if status is ItemStatus.SCHEDULED:
-            return ["S"]
+            return [ReplyCode.NOT_OPEN.value]
         if status is ItemStatus.CLOSED:
-            return ["C"]
+            return [ReplyCode.CLOSED.value]
         current = int(price) if price else None
         needed = min_next_bid(int(sp), current, int(inc))
         if amount < needed:
-            return ["L", str(needed)]
+            return too_low_reply(needed)
         new_seq = int(seq) + 1
         new_count = int(bc) + 1
         event = bid_event(keys.item_id, new_seq, bidder, amount, now_ms, amount + int(inc))
-        pipe.hset(keys.item, mapping={"price": amount_s, "hb": bidder, "bc": new_count, "seq": new_seq})
-        pipe.xadd(keys.events, {"e": event}, id=f"{new_seq}-0", maxlen=self._maxlen, approximate=True)
-        pipe.xadd(keys.outbox, {"e": event})
+        pipe.hset(
+            keys.item,
+            mapping={
+                ItemField.PRICE.value: amount_s,
+                ItemField.HIGHEST_BIDDER.value: bidder,
+                ItemField.BID_COUNT.value: new_count,
+                ItemField.SEQ.value: new_seq,
+            },
+        )
+        pipe.xadd(keys.events, {EVENT_FIELD: event}, id=f"{new_seq}-0", maxlen=self._maxlen, approximate=True)
+        pipe.xadd(keys.outbox, {EVENT_FIELD: event})
         pipe.execute_command(self._publish, keys.channel, event)
-        return ["A", str(new_seq), str(now_ms), str(new_count), et]
+        return accepted_reply(new_seq, now_ms, new_count, et)
 
 
 def _replay(prior: str, amount_s: str) -> Reply:
     stored_amount, _, reply = prior.partition("\n")
     if stored_amount != amount_s:
-        return ["R"]
+        return [ReplyCode.KEY_REUSED.value]
     decoded: Reply = orjson.loads(reply)
     return decoded
 

@@ -2,109 +2,36 @@
 
 `MessageToDict` walks descriptors and produces the wrong shapes anyway (int64 as strings, enum names,
 nanosecond timestamps), so fields are read directly, in the contract's member order: the same message
-always gives byte-identical JSON, which idempotent replays rely on. Times are RFC 3339 UTC with
-milliseconds and `Z`; the formatting is memoised because an item's `starts_at`/`ends_at` repeat in every
-answer about it.
+always gives byte-identical JSON, which idempotent replays rely on. The item itself and times on the
+wire come from the contract package (`auction_contract.item_json`, `auction_contract.wire_time`).
 """
 
 from __future__ import annotations
 
-import calendar
-import time
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
-from auction.v1 import bidder_pb2, item_pb2
+from auction.v1 import bidder_pb2
+from auction_contract.item_json import item_from_json, item_json
+from auction_contract.proto_status import STATUS_NAMES, STATUS_VALUES
+from auction_contract.wire_time import format_timestamp, parse_timestamp, timestamp_from_datetime
 
 if TYPE_CHECKING:
     from auction.v1 import history_pb2
     from edge_gateway.schemas import CreateItemRequest
 
-STATUS_NAMES: dict[int, str] = {
-    item_pb2.ITEM_STATUS_SCHEDULED: "scheduled",
-    item_pb2.ITEM_STATUS_OPEN: "open",
-    item_pb2.ITEM_STATUS_CLOSED: "closed",
-}
-STATUS_VALUES: dict[str, item_pb2.ItemStatus.ValueType] = {
-    "scheduled": item_pb2.ITEM_STATUS_SCHEDULED,
-    "open": item_pb2.ITEM_STATUS_OPEN,
-    "closed": item_pb2.ITEM_STATUS_CLOSED,
-}
-
-
-@lru_cache(maxsize=16_384)
-def _rfc3339(seconds: int, millis: int) -> str:
-    t = time.gmtime(seconds)
-    return (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
-        f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}Z"
-    )
-
-
-def format_timestamp(ts: Timestamp) -> str:
-    """`2026-11-23T12:00:00.123Z` (milliseconds, truncated)."""
-    return _rfc3339(ts.seconds, ts.nanos // 1_000_000)
-
-
-def timestamp_from_datetime(value: datetime) -> Timestamp:
-    """A protobuf timestamp for an aware datetime (any offset; stored as UTC)."""
-    utc = value.astimezone(UTC)
-    return Timestamp(seconds=calendar.timegm(utc.timetuple()), nanos=utc.microsecond * 1000)
-
-
-def parse_timestamp(text: str) -> Timestamp:
-    """The inverse of `format_timestamp` for any RFC 3339 time with an offset."""
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise ValueError(f"{text!r} has no UTC offset")
-    return timestamp_from_datetime(value)
-
-
-def item_json(item: item_pb2.Item) -> dict[str, Any]:
-    """The contract's item object."""
-    return {
-        "id": item.id,
-        "title": item.title,
-        "description": item.description,
-        "currency": item.currency,
-        "status": STATUS_NAMES[item.status],
-        "starting_price": item.starting_price,
-        "min_increment": item.min_increment,
-        "current_price": item.current_price if item.HasField("current_price") else None,
-        "highest_bidder": item.highest_bidder if item.HasField("highest_bidder") else None,
-        "bid_count": item.bid_count,
-        "min_next_bid": item.min_next_bid,
-        "starts_at": format_timestamp(item.starts_at),
-        "ends_at": format_timestamp(item.ends_at),
-        "seq": item.seq,
-    }
-
-
-def item_from_json(data: Mapping[str, Any]) -> item_pb2.Item:
-    """The inverse of `item_json` (for clients and tests; the gateway itself never needs it)."""
-    item = item_pb2.Item(
-        id=data["id"],
-        title=data["title"],
-        description=data["description"],
-        currency=data["currency"],
-        status=STATUS_VALUES[data["status"]],
-        starting_price=data["starting_price"],
-        min_increment=data["min_increment"],
-        bid_count=data["bid_count"],
-        min_next_bid=data["min_next_bid"],
-        starts_at=parse_timestamp(data["starts_at"]),
-        ends_at=parse_timestamp(data["ends_at"]),
-        seq=data["seq"],
-    )
-    if data["current_price"] is not None:
-        item.current_price = data["current_price"]
-    if data["highest_bidder"] is not None:
-        item.highest_bidder = data["highest_bidder"]
-    return item
+__all__ = [
+    "STATUS_NAMES",
+    "STATUS_VALUES",
+    "bid_result_json",
+    "bids_page_json",
+    "create_item_request",
+    "format_timestamp",
+    "item_from_json",
+    "item_json",
+    "item_list_json",
+    "parse_timestamp",
+    "timestamp_from_datetime",
+]
 
 
 def bid_result_json(response: bidder_pb2.PlaceBidResponse) -> dict[str, Any]:

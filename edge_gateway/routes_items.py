@@ -6,7 +6,6 @@ return ready `Response`s, so FastAPI neither validates nor re-serialises the ans
 only documents it. Item ids that cannot exist are answered 404 here without a call to the bidder.
 """
 
-import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query
@@ -14,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from auction.v1 import item_pb2
+from auction_contract.rules import is_item_id
 from edge_gateway.auth import AdminPrincipal, BidderPrincipal
 from edge_gateway.body import read_json
 from edge_gateway.convert import (
@@ -39,8 +39,6 @@ from edge_gateway.schemas import (
     Item,
     ItemList,
 )
-
-ITEM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 router = APIRouter(tags=["items"], route_class=LeanRoute)
 
@@ -74,7 +72,7 @@ async def place_bid(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Accepted iff the auction is open and `amount >= min_next_bid`; the bidder is the token's `sub`."""
-    if ITEM_ID.fullmatch(item_id) is None:
+    if not is_item_id(item_id):
         raise item_not_found(item_id)
     body = await read_json(request, BidRequest)
     result = await bidder.place_bid(item_id, principal.sub, body.amount, idempotency_key or "")
@@ -88,7 +86,7 @@ async def place_bid(
     responses=problem_responses(404, 503),
 )
 async def get_item(item_id: ItemId, bidder: Bidder) -> Response:
-    if ITEM_ID.fullmatch(item_id) is None:
+    if not is_item_id(item_id):
         raise item_not_found(item_id)
     return json_response(item_json(await bidder.get_item(item_id)))
 
@@ -142,7 +140,7 @@ async def list_bids(
         int | None, Query(ge=1, description="Only bids with a smaller seq (`next_before_seq`).")
     ] = None,
 ) -> Response:
-    if ITEM_ID.fullmatch(item_id) is None:
+    if not is_item_id(item_id):
         raise item_not_found(item_id)
     page = await history.list_bids(item_id, limit, before_seq or 0)
     return json_response(bids_page_json(page))

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-MAX_AMOUNT = 2**53
+from auction_contract.rules import CURRENCY_PATTERN, MAX_AMOUNT, MAX_DESCRIPTION, MAX_TITLE
+
 ITEM_EXAMPLE: dict[str, Any] = {
     "id": "lot-42",
     "title": "Ming vase",
@@ -63,9 +64,9 @@ class CreateItemRequest(BaseModel):
         extra="forbid", strict=True, frozen=True, json_schema_extra={"examples": [CREATE_ITEM_EXAMPLE]}
     )
 
-    title: Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
-    description: Annotated[str, Field(max_length=5000)] = ""
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")]
+    title: Annotated[str, Field(min_length=1, max_length=MAX_TITLE, pattern=r"\S")]
+    description: Annotated[str, Field(max_length=MAX_DESCRIPTION)] = ""
+    currency: Annotated[str, Field(pattern=CURRENCY_PATTERN.pattern, description="ISO 4217 code.")]
     starting_price: Annotated[int, Field(ge=0, le=MAX_AMOUNT, description="Minor units.")]
     min_increment: Annotated[int, Field(ge=1, le=MAX_AMOUNT, description="Minor units.")]
     starts_at: Annotated[

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
 
-from core_bidder.keys import item_keys
+from auction_contract.redis_layout import EVENT_FIELD, item_keys
 from fanout.errors import UpstreamUnavailable
 from fanout.sequencing import Event, seq_of_stream_id
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.cluster import RedisCluster
 
-_FIELD = b"e"
+_FIELD = EVENT_FIELD.encode()
 
 
 class History:

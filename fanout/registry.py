@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from core_bidder.keys import item_keys
+from auction_contract.redis_layout import item_keys
 from fanout.feed import ItemFeed
 
 if TYPE_CHECKING:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import orjson
+from auction_contract.events import seq_of, seq_of_stream_id
+
+__all__ = ["Event", "Sequencer", "seq_of", "seq_of_stream_id"]
 
 
 class Event(NamedTuple):
@@ -20,23 +22,6 @@ class Event(NamedTuple):
 
     seq: int
     data: bytes
-
-
-def seq_of(data: bytes) -> int:
-    """The `seq` member of an event's JSON (ValueError when there is none)."""
-    try:
-        seq = orjson.loads(data)["seq"]
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ValueError("event without a seq") from exc
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-        raise ValueError(f"bad seq {seq!r}")
-    return seq
-
-
-def seq_of_stream_id(entry_id: bytes | str) -> int:
-    """History entries are added with id `<seq>-0`."""
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return int(text.partition("-")[0])
 
 
 class Sequencer:

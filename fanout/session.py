@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from websockets.exceptions import ConnectionClosed
 
-from core_bidder.keys import ITEM_ID_PATTERN
+from auction_contract.rules import ITEM_ID_PATTERN
 from fanout.errors import FanoutError, HistoryGone, ItemNotFound, closing_for
 from fanout.frames import RESET, error_frame, event_frames
 

@@ -3,7 +3,7 @@
 When 10,000 viewers open the same item at once they all await the same call and share the same
 rendered bytes. A snapshot may be a little older than the feed by the time a viewer gets it; the
 viewer's catch-up from the history stream covers the difference, so coalescing never costs an event.
-The item is rendered by `edge_gateway.convert.item_json`, the REST edge's own converter, so a viewer's
+The item is rendered by `auction_contract.item_json`, as the REST edge renders it, so a viewer's
 snapshot and `GET /items/{id}` are the same object.
 """
 
@@ -16,8 +16,8 @@ import grpc
 
 from auction.v1 import bidder_pb2, bidder_pb2_grpc
 from auction_common.grpc_channels import upstream_channel
-from core_bidder.keys import ITEM_ID_PATTERN
-from edge_gateway.convert import item_json
+from auction_contract.item_json import item_json
+from auction_contract.rules import ITEM_ID_PATTERN
 from fanout.errors import ItemNotFound, UpstreamUnavailable
 from fanout.frames import snapshot_frame
 

@@ -1,33 +1,24 @@
 """Outbox entries to protobuf events, without I/O, so the wire format is tested without servers.
 
-The outbox holds the JSON that `core_bidder` wrote (`core_bidder/events.py` and the Lua scripts have the
-shapes). Each entry becomes one `auction.v1.Event` whose id is "<item_id>.<seq>", published on
-`<prefix>.<item_id>`. Bid events carry no currency in the outbox; the caller supplies it (see
-`relay.currency`) so that every event on the stream is complete on its own.
+The outbox holds the JSON that `core_bidder` wrote (`auction_contract.events` has the shapes). Each
+entry becomes one `auction.v1.Event` whose id is "<item_id>.<seq>", published on `<prefix>.<item_id>`.
+Bid events carry no currency in the outbox; the caller supplies it (see `relay.currency`) so that every
+event on the stream is complete on its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
 from auction.v1 import events_pb2, item_pb2
-from core_bidder.convert import timestamp
-from core_bidder.keys import ITEM_ID_PATTERN
-from core_bidder.rules import ItemStatus, status_at
+from auction_contract.events import BadEvent, EventKind, decode_event, event_id_of
+from auction_contract.proto_status import STATUS_TO_PROTO
+from auction_contract.rules import status_at
+from auction_contract.wire_time import parse_ms, timestamp
 from relay.errors import BadEntry
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-_STATUS = {
-    ItemStatus.SCHEDULED: item_pb2.ITEM_STATUS_SCHEDULED,
-    ItemStatus.OPEN: item_pb2.ITEM_STATUS_OPEN,
-    ItemStatus.CLOSED: item_pb2.ITEM_STATUS_CLOSED,
-}
-KINDS = frozenset({"bid", "created"})
+__all__ = ["Outgoing", "decode", "outgoing", "parse_ms", "to_event"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,38 +30,22 @@ class Outgoing:
     payload: bytes
 
 
-def parse_ms(text: str) -> int:
-    """RFC 3339 (as the bidder writes it, `2026-11-23T12:00:00.123Z`) to Unix milliseconds."""
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"time without a zone: {text!r}")
-    return (moment - _EPOCH) // _MS
-
-
 def decode(raw: bytes | str) -> dict[str, Any]:
-    """The entry's JSON document; `BadEntry` if it is not an event of a kind we know."""
+    """The entry's JSON document; `BadEntry` if it is not an event of a kind we know.
+
+    An item id outside the pattern is refused too: it could not be part of a subject and would poison
+    the batch.
+    """
     try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadEntry(f"not JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("type") not in KINDS:
-        raise BadEntry("not an event of a known type")
-    item_id = doc.get("item_id")
-    if not isinstance(item_id, str) or not isinstance(doc.get("seq"), int):
-        raise BadEntry("event without item_id or seq")
-    if ITEM_ID_PATTERN.fullmatch(item_id) is None:
-        raise BadEntry(f"item id {item_id[:80]!r} cannot be part of a subject")  # it would poison the batch
-    return doc
-
-
-def event_id_of(doc: dict[str, Any]) -> str:
-    return f"{doc['item_id']}.{doc['seq']}"
+        return decode_event(raw)
+    except BadEvent as exc:
+        raise BadEntry(str(exc)) from None
 
 
 def to_event(doc: dict[str, Any], currency: str) -> events_pb2.Event:
     """The protobuf event for a decoded entry; `currency` is used for bids (created events carry theirs)."""
     try:
-        if doc["type"] == "bid":
+        if doc["type"] == EventKind.BID:
             return _bid(doc, currency)
         return _created(doc)
     except (KeyError, TypeError, ValueError) as exc:
@@ -93,7 +68,7 @@ def _bid(doc: dict[str, Any], currency: str) -> events_pb2.Event:
         min_next_bid=doc["min_next_bid"],
     )
     return events_pb2.Event(
-        event_id=f"{item_id}.{seq}",
+        event_id=event_id_of(item_id, seq),
         item_id=item_id,
         seq=seq,
         occurred_at=timestamp(parse_ms(doc["placed_at"])),
@@ -110,7 +85,7 @@ def _created(doc: dict[str, Any]) -> events_pb2.Event:
         description=doc["description"],
         currency=doc["currency"],
         # The status at creation; a reader derives the current one from the window.
-        status=_STATUS[status_at(created, starts, ends)],
+        status=STATUS_TO_PROTO[status_at(created, starts, ends)],
         starting_price=doc["starting_price"],
         min_increment=doc["min_increment"],
         bid_count=0,
@@ -121,7 +96,7 @@ def _created(doc: dict[str, Any]) -> events_pb2.Event:
         created_at=timestamp(created),
     )
     return events_pb2.Event(
-        event_id=f"{item_id}.{seq}",
+        event_id=event_id_of(item_id, seq),
         item_id=item_id,
         seq=seq,
         occurred_at=timestamp(created),

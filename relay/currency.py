@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from core_bidder.keys import item_keys
+from auction_contract.redis_layout import item_keys
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

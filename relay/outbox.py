@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import ResponseError
 
-from core_bidder.keys import outbox_key
+from auction_contract.redis_layout import outbox_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping

@@ -12,10 +12,10 @@ import contextlib
 
 import structlog
 
+from auction_common.nats_connection import connect_nats
 from auction_common.redis_client import make_redis
 from relay.currency import Currencies
 from relay.monitor import OutboxMonitor
-from relay.nats_connection import connect_nats
 from relay.ops_http import OpsServer
 from relay.outbox import Outbox
 from relay.publisher import BatchPublisher, ensure_stream

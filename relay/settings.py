@@ -9,7 +9,7 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from relay.nats_connection import NatsUrls
+from auction_common.nats_connection import NatsUrls
 
 
 def default_consumer() -> str:

@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 from redis.asyncio import Redis
 
-from core_bidder.keys import outbox_key
+from auction_contract.redis_layout import outbox_key
 from devstack.ports import free_port
 from devstack.processes import ServiceProcess
 from relay.outbox import Outbox

@@ -15,7 +15,7 @@ from archiver.history_service import check_request
 from archiver.live_state import ArchivedBid, ArchivedItem, live_state
 from archiver.migrations import load
 from auction.v1 import events_pb2, history_pb2, item_pb2
-from core_bidder.events import bid_event, created_event
+from auction_contract.events import bid_event
 from core_bidder.rules import ItemStatic
 from relay.convert import decode, outgoing, parse_ms, to_event
 from relay.errors import BadEntry
@@ -27,7 +27,7 @@ ENDS_MS = CREATED_MS + 3_600_000
 
 
 def created_json() -> str:
-    return created_event(STATIC, ENDS_MS)
+    return STATIC.created_event(ENDS_MS)
 
 
 def bid_json(seq: int, amount: int, bidder: str = "alice") -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from auction import AsyncAuctionClient, NotFound
 from auction.v1 import bidder_pb2, history_pb2, history_pb2_grpc
-from core_bidder.keys import item_keys
+from auction_contract.redis_layout import item_keys
 from devstack.ports import free_port
 from devstack.processes import ServiceProcess
 from devstack.services import edge_process

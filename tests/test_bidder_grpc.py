@@ -17,8 +17,9 @@ from grpc_status import rpc_status
 from redis.crc import key_slot
 
 from auction.v1 import bidder_pb2, item_pb2
-from core_bidder.events import bid_event, rfc3339_ms
-from core_bidder.keys import item_keys
+from auction_contract.events import bid_event
+from auction_contract.redis_layout import item_keys
+from auction_contract.wire_time import rfc3339_ms
 from tests.bidder_fixtures import BidderHandle, bidder
 
 __all__ = ["bidder"]

@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from auction.v1 import bidder_pb2
-from core_bidder.keys import item_keys
+from auction_contract.redis_layout import item_keys
 from edge_gateway.convert import item_json
 from tests.conftest import scaled
 from tests.fanout_fixtures import FanoutStack, RawViewer, eventually, fanout_stack

@@ -28,13 +28,13 @@ from nats.aio.client import Client as NatsClient
 from redis.asyncio import Redis
 
 from auction.v1 import bidder_pb2_grpc
+from auction_common.nats_connection import nats_servers
 from devstack.nats_cluster import NatsClusterServers
 from devstack.ports import free_port
 from devstack.processes import ServiceProcess
 from devstack.redis_server import RedisServer
 from devstack.services import bidder_process
 from devstack.services_archive import archiver_process, relay_process
-from relay.nats_connection import nats_servers
 from tests.archive_fixtures import (
     ARCHIVER_TEST_ENV,
     PARTITIONS,

@@ -33,7 +33,7 @@ from redis.asyncio.cluster import RedisCluster
 from archiver.live_state import ArchivedBid, ArchivedItem, live_state
 from archiver.rebuild import write_item
 from auction.v1 import bidder_pb2, bidder_pb2_grpc
-from core_bidder.keys import item_keys
+from auction_contract.redis_layout import item_keys
 from core_bidder.settings import BidderSettings
 from devstack.nats_server import NatsServer
 from devstack.ports import free_port

@@ -23,7 +23,7 @@ from auction_bench import grpc_war
 from auction_bench.report import Report
 from auction_bench.rest_war import RunFigures, bench, create_item, get_item, target_processes
 from auction_bench.verdict import Verdict, war_verdict
-from core_bidder.keys import item_keys
+from auction_contract.redis_layout import item_keys
 from devstack.servers import RedisServer
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")

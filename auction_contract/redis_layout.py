@@ -1,19 +1,40 @@
-"""Where an item lives in Redis.
+"""Where an item lives in Redis: key builders, the item hash's fields and the streams' field.
 
 Every key and the live channel of one item carry the same hash tag: the item's outbox partition.
 So one Lua call never crosses slots on Redis Cluster, and each partition's outbox stream sits in
 the same slot as its items. The partition of an item is a stable hash of its id, so the number of
 partitions is fixed for the life of a deployment.
+
+The Lua scripts (`core_bidder/lua/`) spell the same names; `tests/test_contract_layout.py` reads the
+scripts and holds them to these constants.
 """
 
 from __future__ import annotations
 
-import re
 import zlib
 from dataclasses import dataclass
+from enum import StrEnum
 
-ITEM_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PREFIX = "auction"
+# The one field of every history and outbox stream entry: the event's JSON.
+EVENT_FIELD = "e"
+
+
+class ItemField(StrEnum):
+    """The item hash's fields."""
+
+    TITLE = "title"
+    DESCRIPTION = "desc"
+    CURRENCY = "cur"
+    STARTING_PRICE = "sp"
+    MIN_INCREMENT = "inc"
+    STARTS_MS = "st"
+    ENDS_MS = "et"
+    CREATED_MS = "ct"
+    PRICE = "price"
+    HIGHEST_BIDDER = "hb"
+    BID_COUNT = "bc"
+    SEQ = "seq"
 
 
 def partition_of(item_id: str, partitions: int) -> int:

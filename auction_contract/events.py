@@ -1,0 +1,104 @@
+"""The live event JSON, serialized once: the same bytes go to the item's history, the outbox and Pub/Sub.
+
+Every event is an object `{"type", "item_id", "seq", ...}`. `place_bid.lua` builds the bid event
+itself; `bid_event` here is its twin (for the WATCH strategy and the rebuild), and tests hold the two
+to the same bytes. `decode_event` is the one reader (the relay), `seq_of` the fast one (the fan-out).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from auction_contract.rules import bid_id_for, is_item_id
+from auction_contract.wire_time import rfc3339_ms
+
+
+class EventKind(StrEnum):
+    CREATED = "created"
+    BID = "bid"
+
+
+KINDS = frozenset(kind.value for kind in EventKind)
+
+
+class BadEvent(ValueError):
+    """Bytes that are not an event of a kind this version knows."""
+
+
+def bid_event(item_id: str, seq: int, bidder: str, amount: int, placed_ms: int, min_next_bid: int) -> str:
+    # Ids and bidder names are restricted to JSON-safe characters, so plain formatting is exact.
+    return (
+        f'{{"type":"bid","item_id":"{item_id}","seq":{seq},"bid_id":"{bid_id_for(item_id, seq)}",'
+        f'"bidder":"{bidder}","amount":{amount},"placed_at":"{rfc3339_ms(placed_ms)}",'
+        f'"current_price":{amount},"min_next_bid":{min_next_bid}}}'
+    )
+
+
+def created_event(
+    *,
+    item_id: str,
+    title: str,
+    description: str,
+    currency: str,
+    starting_price: int,
+    min_increment: int,
+    starts_ms: int,
+    ends_ms: int,
+    created_ms: int,
+) -> str:
+    return orjson.dumps(
+        {
+            "type": EventKind.CREATED.value,
+            "item_id": item_id,
+            "seq": 1,
+            "title": title,
+            "description": description,
+            "currency": currency,
+            "starting_price": starting_price,
+            "min_increment": min_increment,
+            "starts_at": rfc3339_ms(starts_ms),
+            "ends_at": rfc3339_ms(ends_ms),
+            "created_at": rfc3339_ms(created_ms),
+        }
+    ).decode()
+
+
+def decode_event(raw: bytes | str) -> dict[str, Any]:
+    """The event's JSON document, its envelope checked; `BadEvent` when it is not one we know."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadEvent(f"not JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("type") not in KINDS:
+        raise BadEvent("not an event of a known type")
+    item_id = doc.get("item_id")
+    if not isinstance(item_id, str) or not isinstance(doc.get("seq"), int):
+        raise BadEvent("event without item_id or seq")
+    if not is_item_id(item_id):
+        raise BadEvent(f"item id {item_id[:80]!r} is not a valid item id")
+    return doc
+
+
+def seq_of(data: bytes) -> int:
+    """The `seq` member of an event's JSON (ValueError when there is none)."""
+    try:
+        seq = orjson.loads(data)["seq"]
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError("event without a seq") from exc
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise ValueError(f"bad seq {seq!r}")
+    return seq
+
+
+def seq_of_stream_id(entry_id: bytes | str) -> int:
+    """History entries are added with id `<seq>-0`."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(text.partition("-")[0])
+
+
+def event_id_of(item_id: str, seq: int) -> str:
+    """An event's unique id (JetStream `Nats-Msg-Id`, the archive's key): the same as a bid's id."""
+    return bid_id_for(item_id, seq)

@@ -1,0 +1,61 @@
+"""The Lua scripts spell the contract's Redis layout and reply codes: read the scripts, compare the names."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from auction_contract.redis_layout import EVENT_FIELD, ItemField
+from auction_contract.replies import ReplyCode
+from core_bidder.scripts import lua_source
+
+SCRIPTS = ("create_item", "place_bid", "rebuild_item")
+# Hash reads and writes that name fields literally: HSET key 'f', v, ... and HMGET key 'f', ...
+_HASH_CALL = re.compile(r"redis\.call\('(HSET|HMGET)',\s*item_key,([^)]*)\)", re.S)
+_QUOTED = re.compile(r"'([^']*)'")
+
+
+def _hash_fields(source: str) -> set[str]:
+    fields: set[str] = set()
+    for command, rest in _HASH_CALL.findall(source):
+        quoted = _QUOTED.findall(rest)
+        # HSET alternates field, value; values given literally are quoted too, so take every other one.
+        fields.update(quoted if command == "HMGET" else _fields_of_hset(rest))
+    return fields
+
+
+def _fields_of_hset(rest: str) -> list[str]:
+    parts = [p.strip() for p in rest.split(",")]
+    return [p.strip("'") for p in parts[0::2] if p.startswith("'")]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_hash_field_a_script_names_is_a_contract_field(script: str) -> None:
+    """A field spelled in Lua but missing from `ItemField` would be a format only one side knows."""
+    names = _hash_fields(lua_source(script))
+    assert names <= {field.value for field in ItemField}, names - {f.value for f in ItemField}
+
+
+def test_create_item_writes_every_static_field_and_place_bid_reads_the_rules() -> None:
+    """The item hash as created holds every field but the leader's, which the first bid writes."""
+    created = _hash_fields(lua_source("create_item"))
+    assert created == {f.value for f in ItemField} - {ItemField.PRICE.value, ItemField.HIGHEST_BIDDER.value}
+    placed = _hash_fields(lua_source("place_bid"))
+    assert {ItemField.PRICE.value, ItemField.HIGHEST_BIDDER.value, ItemField.SEQ.value} <= placed
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_stream_entries_use_the_contract_event_field(script: str) -> None:
+    """Every XADD writes the event under `EVENT_FIELD`, the field the fan-out and the relay read."""
+    adds = re.findall(r"'XADD',[^\n]*", lua_source(script))
+    assert adds
+    for add in adds:
+        assert f"'{EVENT_FIELD}'" in add, add
+
+
+def test_place_bid_answers_only_contract_reply_codes() -> None:
+    """The reply arrays' first elements are exactly the `ReplyCode` values (and all of them appear)."""
+    source = lua_source("place_bid")
+    codes = set(re.findall(r"\{'([A-Z])'", source))
+    assert codes == {code.value for code in ReplyCode}
