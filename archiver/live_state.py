@@ -78,7 +78,12 @@ def _history(item: ArchivedItem, recent_bids: list[ArchivedBid]) -> list[tuple[s
         run.append(bid)
     run.reverse()
     events = [
-        (f"{b.seq}-0", bid_event(item.item_id, b.seq, b.bidder, b.amount, b.placed_ms, b.min_next_bid))
+        (
+            f"{b.seq}-0",
+            bid_event(
+                item.item_id, b.seq, b.bidder, b.amount, b.placed_ms, b.min_next_bid, currency=item.currency
+            ),
+        )
         for b in run
     ]
     if not run or run[0].seq == 2:

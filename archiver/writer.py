@@ -1,8 +1,9 @@
 """Writes one batch of rows in one transaction; existing event ids are skipped, never overwritten.
 
 Each table gets one `INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`: a thousand rows cost
-one statement and one round trip each, not a thousand. Items go first, so a bid in the same batch finds
-its item's currency when its own event has none (and bids that came even earlier get it then).
+one statement and one round trip each, not a thousand. Bid events carry their currency; only events
+written by a bidder older than that have none, and for those the item's currency is filled in (items go
+first, so a bid in the same batch finds it, and bids that came even earlier get it then).
 
 The writer owns one connection. A write that fails or outlasts its deadline drops that connection at
 once (`terminate`, no network wait), because a frozen server would leave a polite close hanging as well;

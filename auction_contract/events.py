@@ -28,11 +28,15 @@ class BadEvent(ValueError):
     """Bytes that are not an event of a kind this version knows."""
 
 
-def bid_event(item_id: str, seq: int, bidder: str, amount: int, placed_ms: int, min_next_bid: int) -> str:
-    # Ids and bidder names are restricted to JSON-safe characters, so plain formatting is exact.
+def bid_event(
+    item_id: str, seq: int, bidder: str, amount: int, placed_ms: int, min_next_bid: int, *, currency: str
+) -> str:
+    """The bid event, currency included, so every reader (relay, archive) has it without a lookup."""
+    # Ids, bidder names and currencies are restricted to JSON-safe characters: plain formatting is exact.
     return (
         f'{{"type":"bid","item_id":"{item_id}","seq":{seq},"bid_id":"{bid_id_for(item_id, seq)}",'
-        f'"bidder":"{bidder}","amount":{amount},"placed_at":"{rfc3339_ms(placed_ms)}",'
+        f'"bidder":"{bidder}","amount":{amount},"currency":"{currency}",'
+        f'"placed_at":"{rfc3339_ms(placed_ms)}",'
         f'"current_price":{amount},"min_next_bid":{min_next_bid}}}'
     )
 

@@ -37,6 +37,7 @@ __all__ = ["BidInput", "BidWriter", "Group", "LuaBidWriter", "Reply", "WatchBidW
 _DECISION_FIELDS = [
     ItemField.STARTING_PRICE.value, ItemField.MIN_INCREMENT.value, ItemField.STARTS_MS.value,
     ItemField.ENDS_MS.value, ItemField.PRICE.value, ItemField.BID_COUNT.value, ItemField.SEQ.value,
+    ItemField.CURRENCY.value,
 ]  # fmt: skip
 _NOT_FOUND: Reply = [ReplyCode.NOT_FOUND.value]
 
@@ -178,7 +179,7 @@ class WatchBidWriter(_Common):
         fields = await pipe.hmget(keys.item, _DECISION_FIELDS)
         if fields[0] is None:
             return None
-        sp, inc, st, et, price, bc, seq = (_text(x) if x is not None else "" for x in fields)
+        sp, inc, st, et, price, bc, seq, currency = (_text(x) if x is not None else "" for x in fields)
         secs, micros = await pipe.time()
         now_ms = secs * 1000 + micros // 1000
         pipe.multi()  # type: ignore[no-untyped-call]
@@ -193,7 +194,7 @@ class WatchBidWriter(_Common):
             return too_low_reply(needed)
         new_seq = int(seq) + 1
         new_count = int(bc) + 1
-        event = bid_event(keys.item_id, new_seq, bidder, amount, now_ms, amount + int(inc))
+        event = bid_event(keys.item_id, new_seq, bidder, amount, now_ms, amount + int(inc), currency=currency)
         pipe.hset(
             keys.item,
             mapping={

@@ -2,8 +2,8 @@
 
 The outbox holds the JSON that `core_bidder` wrote (`auction_contract.events` has the shapes). Each
 entry becomes one `auction.v1.Event` whose id is "<item_id>.<seq>", published on `<prefix>.<item_id>`.
-Bid events carry no currency in the outbox; the caller supplies it (see `relay.currency`) so that every
-event on the stream is complete on its own.
+Bid events carry their currency from the bid step itself, so every event on the stream is complete on
+its own without a lookup.
 """
 
 from __future__ import annotations
@@ -42,28 +42,32 @@ def decode(raw: bytes | str) -> dict[str, Any]:
         raise BadEntry(str(exc)) from None
 
 
-def to_event(doc: dict[str, Any], currency: str) -> events_pb2.Event:
-    """The protobuf event for a decoded entry; `currency` is used for bids (created events carry theirs)."""
+def to_event(doc: dict[str, Any]) -> events_pb2.Event:
+    """The protobuf event for a decoded entry.
+
+    A bid written before its event carried a currency (an older bidder) gets "": the archiver fills it
+    from its items table.
+    """
     try:
         if doc["type"] == EventKind.BID:
-            return _bid(doc, currency)
+            return _bid(doc)
         return _created(doc)
     except (KeyError, TypeError, ValueError) as exc:
         raise BadEntry(f"{doc.get('type')} event is incomplete or malformed: {exc!r}") from None
 
 
-def outgoing(doc: dict[str, Any], currency: str, subject_prefix: str) -> Outgoing:
-    event = to_event(doc, currency)
+def outgoing(doc: dict[str, Any], subject_prefix: str) -> Outgoing:
+    event = to_event(doc)
     return Outgoing(event.event_id, f"{subject_prefix}.{event.item_id}", event.SerializeToString())
 
 
-def _bid(doc: dict[str, Any], currency: str) -> events_pb2.Event:
+def _bid(doc: dict[str, Any]) -> events_pb2.Event:
     item_id, seq = doc["item_id"], doc["seq"]
     bid = events_pb2.BidAccepted(
         bid_id=doc["bid_id"],
         bidder=doc["bidder"],
         amount=doc["amount"],
-        currency=currency,
+        currency=doc.get("currency", ""),
         current_price=doc["current_price"],
         min_next_bid=doc["min_next_bid"],
     )

@@ -25,7 +25,6 @@ from relay.errors import BadEntry
 from relay.outbox import NEW, OWN_PENDING, Entry
 
 if TYPE_CHECKING:
-    from relay.currency import Currencies
     from relay.outbox import Outbox
     from relay.publisher import BatchPublisher
     from relay.settings import RelaySettings
@@ -56,12 +55,10 @@ class OutboxPump:
         settings: RelaySettings,
         outbox: Outbox,
         publisher: BatchPublisher,
-        currencies: Currencies,
     ) -> None:
         self._settings = settings
         self._outbox = outbox
         self._publisher = publisher
-        self._currencies = currencies
         # Per partition: ">" (new entries) or where to continue reading this consumer's pending ones.
         self._cursors: dict[int, str] = dict.fromkeys(range(outbox.partitions), OWN_PENDING)
         self._backoff = Backoff(settings.poll_interval_seconds, settings.retry_max_seconds)
@@ -115,20 +112,11 @@ class OutboxPump:
             except BadEntry as exc:
                 self._bad(entry, exc)
                 continue
-            if doc["type"] == "created" and isinstance(doc.get("currency"), str):
-                self._currencies.learn(str(doc["item_id"]), doc["currency"])
             docs.append((entry, doc))
-        try:
-            bid_items = {str(doc["item_id"]) for _, doc in docs if doc["type"] == "bid"}
-            currencies = await self._currencies.resolve(bid_items)
-        except RedisError as exc:
-            log.warning("outbox_unavailable", error=repr(exc))
-            self._retry_pending(entries)
-            return True
         prefix = self._settings.subject_prefix
         for entry, doc in docs:
             try:
-                batch.append((entry, outgoing(doc, currencies.get(str(doc["item_id"]), ""), prefix)))
+                batch.append((entry, outgoing(doc, prefix)))
             except BadEntry as exc:
                 self._bad(entry, exc)
         metrics.BATCH_SIZE.observe(len(batch))

@@ -14,7 +14,6 @@ import structlog
 
 from auction_common.nats_connection import connect_nats
 from auction_common.redis_client import make_redis
-from relay.currency import Currencies
 from relay.monitor import OutboxMonitor
 from relay.ops_http import OpsServer
 from relay.outbox import Outbox
@@ -60,8 +59,7 @@ class RelayService:
         await ensure_stream(nc.jetstream(), settings)
         self._publisher = BatchPublisher(nc, settings.stream, settings.ack_timeout_seconds)
         await self._publisher.start()
-        currencies = Currencies(self.redis, settings.partitions, settings.currency_cache_size)
-        pump = OutboxPump(settings, self.outbox, self._publisher, currencies)
+        pump = OutboxPump(settings, self.outbox, self._publisher)
         self._pump_task = asyncio.create_task(pump.run(self._stop), name="outbox-pump")
         log.info(
             "relay_started",

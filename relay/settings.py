@@ -58,8 +58,6 @@ class RelaySettings(BaseSettings):
     monitor_interval_seconds: float = Field(default=1.0, gt=0)
     nats_ping_interval_seconds: float = Field(default=5.0, gt=0)
     nats_connect_timeout_seconds: float = Field(default=2.0, gt=0)
-    # Items whose currency the relay remembers (bid events carry none; the archive wants it on each bid).
-    currency_cache_size: int = Field(default=100_000, ge=1)
     host: str = "127.0.0.1"
     # /healthz, /readyz and /metrics; 0 picks a free port.
     port: int = Field(default=8090, ge=0, le=65535)

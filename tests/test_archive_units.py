@@ -31,7 +31,7 @@ def created_json() -> str:
 
 
 def bid_json(seq: int, amount: int, bidder: str = "alice") -> str:
-    return bid_event("lot-7", seq, bidder, amount, CREATED_MS + seq * 1000, amount + 5)
+    return bid_event("lot-7", seq, bidder, amount, CREATED_MS + seq * 1000, amount + 5, currency="EUR")
 
 
 def test_parse_ms_reads_the_bidders_times_exactly() -> None:
@@ -42,7 +42,7 @@ def test_parse_ms_reads_the_bidders_times_exactly() -> None:
 
 def test_a_created_entry_becomes_an_item_created_event() -> None:
     """Event id "<item>.1", the item's fields, its window, status at creation and min next bid."""
-    event = to_event(decode(created_json()), "")
+    event = to_event(decode(created_json()))
     assert (event.event_id, event.item_id, event.seq) == ("lot-7.1", "lot-7", 1)
     item = event.item_created.item
     assert (item.title, item.description, item.currency) == ("Clock", "A wall clock", "EUR")
@@ -52,9 +52,9 @@ def test_a_created_entry_becomes_an_item_created_event() -> None:
     assert event.occurred_at.ToMilliseconds() == CREATED_MS
 
 
-def test_a_bid_entry_becomes_a_bid_accepted_event_with_the_given_currency() -> None:
-    """The outbox bid has no currency; the relay's lookup supplies it."""
-    message = outgoing(decode(bid_json(3, 110, "bob")), "EUR", "auction.events")
+def test_a_bid_entry_becomes_a_bid_accepted_event_with_its_own_currency() -> None:
+    """The outbox bid carries its item's currency from the bid step; the relay needs no lookup."""
+    message = outgoing(decode(bid_json(3, 110, "bob")), "auction.events")
     assert message.event_id == "lot-7.3"
     assert message.subject == "auction.events.lot-7"
     event = events_pb2.Event.FromString(message.payload)
@@ -83,7 +83,7 @@ def test_an_incomplete_bid_is_refused() -> None:
     doc = decode(bid_json(2, 100))
     del doc["amount"]
     with pytest.raises(BadEntry):
-        to_event(doc, "EUR")
+        to_event(doc)
 
 
 def incoming(seq: int, payload: bytes) -> Incoming:
@@ -92,9 +92,9 @@ def incoming(seq: int, payload: bytes) -> Incoming:
 
 def test_rows_keep_each_event_once_and_set_aside_what_is_not_an_event() -> None:
     """A redelivered event inside one batch is one row; garbage and NUL texts become dead letters."""
-    created = outgoing(decode(created_json()), "", "auction.events").payload
-    bid = outgoing(decode(bid_json(2, 100)), "EUR", "auction.events").payload
-    nul_event = to_event(decode(bid_json(3, 105)), "EUR")
+    created = outgoing(decode(created_json()), "auction.events").payload
+    bid = outgoing(decode(bid_json(2, 100)), "auction.events").payload
+    nul_event = to_event(decode(bid_json(3, 105)))
     nul_event.bid_accepted.bidder = "ev\x00il"
     nul = nul_event.SerializeToString()
     extended = events_pb2.Event(

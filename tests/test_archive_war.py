@@ -80,7 +80,7 @@ async def test_bidding_war_is_archived_once_with_seq_bidder_and_amount(
 async def test_bids_carry_their_items_currency(
     archive_stack: ArchiveStack, history: history_pb2_grpc.HistoryServiceAsyncStub
 ) -> None:
-    """The outbox's bid events have no currency; the archive has the item's on every bid."""
+    """Bid events carry their item's currency from the bid step; the archive has it on every bid."""
     (item_id,) = await archive_stack.create_items(1)
     accepted = await place_in_order(archive_stack, item_id, 3)
     await archive_stack.wait_archived(accepted, [item_id], within=20)

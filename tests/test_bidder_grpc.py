@@ -186,7 +186,7 @@ async def test_events_go_to_history_outbox_and_channel_serialized_once(bidder: B
     assert [entry_id for entry_id, _ in history] == ["1-0", "2-0"]
     event = history[1][1]["e"]
     placed_ms = placed.placed_at.seconds * 1000 + placed.placed_at.nanos // 1_000_000
-    assert event == bid_event(item.id, 2, "carol", 100, placed_ms, 110)
+    assert event == bid_event(item.id, 2, "carol", 100, placed_ms, 110, currency="EUR")
     assert orjson.loads(event)["placed_at"] == rfc3339_ms(placed_ms)
     outbox_entries = cast("list[tuple[str, dict[str, str]]]", await bidder.redis.xrange(keys.outbox))
     outbox = [fields["e"] for _, fields in outbox_entries]

@@ -12,14 +12,14 @@
 --   {"L", min_next_bid}                          too low
 --   {"S"} not open yet   {"C"} closed   {"N"} no such item   {"R"} key reused with another amount
 -- Hash fields (shared with core_bidder/store.py): sp starting price, inc increment,
--- st/et starts/ends ms, price, hb highest bidder, bc bid count, seq.
+-- st/et starts/ends ms, price, hb highest bidder, bc bid count, seq, cur currency (the bid event carries it).
 
 local item_key, events_key, outbox_key = KEYS[1], KEYS[2], KEYS[3]
 local item_id, ttl_ms, maxlen, channel, publish = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local bids = (#ARGV - 5) / 3
 local replies = {}
 
-local f = redis.call('HMGET', item_key, 'sp', 'inc', 'st', 'et', 'price', 'bc', 'seq')
+local f = redis.call('HMGET', item_key, 'sp', 'inc', 'st', 'et', 'price', 'bc', 'seq', 'cur')
 if not f[1] then
   for i = 1, bids do
     replies[i] = {'N'}
@@ -50,7 +50,7 @@ end
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local placed_s, placed_at = string.format('%d', now_ms), rfc3339(now_ms)
-local sp, inc, ends_s = tonumber(f[1]), tonumber(f[2]), f[4]
+local sp, inc, ends_s, currency = tonumber(f[1]), tonumber(f[2]), f[4], f[8] or ''
 local not_open, closed = now_ms < tonumber(f[3]), now_ms >= tonumber(f[4])
 local price = f[5] and tonumber(f[5]) or nil
 local bid_count, seq = tonumber(f[6]), tonumber(f[7])
@@ -84,7 +84,7 @@ for i = 1, bids do
         last_bidder, last_amount = bidder, amount_s
         local seq_s = string.format('%d', seq)
         local event = '{"type":"bid","item_id":"' .. item_id .. '","seq":' .. seq_s .. ',"bid_id":"' .. item_id
-          .. '.' .. seq_s .. '","bidder":"' .. bidder .. '","amount":' .. amount_s .. ',"placed_at":"'
+          .. '.' .. seq_s .. '","bidder":"' .. bidder .. '","amount":' .. amount_s .. ',"currency":"' .. currency .. '","placed_at":"'
           .. placed_at .. '","current_price":' .. amount_s .. ',"min_next_bid":'
           .. string.format('%d', amount + inc) .. '}'
         redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, seq_s .. '-0', 'e', event)
