@@ -7,42 +7,92 @@ callers: the generated `auction.v1` package and `auction.rpc.connect`. Live: `wa
 iterator over an item's events from the WebSocket fan-out that reconnects and resumes by itself.
 """
 
-from auction.errors import (
-    ApiError,
-    AuctionClosed,
-    AuctionError,
-    AuctionNotOpen,
-    BidTooLow,
-    ClientError,
-    Conflict,
-    Forbidden,
-    IdempotencyKeyReused,
-    NotFound,
-    RateLimited,
-    ServerError,
-    ServiceUnavailable,
-    TransportError,
-    Unauthorized,
-    ValidationFailed,
-)
-from auction.live import (
-    BidPlaced,
-    ItemCreated,
-    ItemEvent,
-    ItemStream,
-    LiveEvent,
-    LiveItemNotFound,
-    LiveStreamError,
-    OtherEvent,
-    Reset,
-    Snapshot,
-    watch_item,
-)
-from auction.models import Bid, BidResult, BidsPage, Item, ItemList, Status
-from auction.rest import AsyncAuctionClient
-from auction.retry import RetryPolicy
-from auction.sync import AuctionClient
-from auction.tokens import mint_dev_token
+# The public names are loaded lazily (PEP 562): the servers import the generated `auction.v1` stubs,
+# which runs this module, and must not pull in the SDK's httpx, pydantic, websockets and jwt with them.
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from auction.errors import (
+        ApiError,
+        AuctionClosed,
+        AuctionError,
+        AuctionNotOpen,
+        BidTooLow,
+        ClientError,
+        Conflict,
+        Forbidden,
+        IdempotencyKeyReused,
+        NotFound,
+        RateLimited,
+        ServerError,
+        ServiceUnavailable,
+        TransportError,
+        Unauthorized,
+        ValidationFailed,
+    )
+    from auction.live import (
+        BidPlaced,
+        ItemCreated,
+        ItemEvent,
+        ItemStream,
+        LiveEvent,
+        LiveItemNotFound,
+        LiveStreamError,
+        OtherEvent,
+        Reset,
+        Snapshot,
+        watch_item,
+    )
+    from auction.models import Bid, BidResult, BidsPage, Item, ItemList, Status
+    from auction.rest import AsyncAuctionClient
+    from auction.retry import RetryPolicy
+    from auction.sync import AuctionClient
+    from auction.tokens import mint_dev_token
+
+_SUBMODULE: dict[str, str] = {
+    "ApiError": "auction.errors",
+    "AsyncAuctionClient": "auction.rest",
+    "AuctionClient": "auction.sync",
+    "AuctionClosed": "auction.errors",
+    "AuctionError": "auction.errors",
+    "AuctionNotOpen": "auction.errors",
+    "Bid": "auction.models",
+    "BidPlaced": "auction.live",
+    "BidResult": "auction.models",
+    "BidTooLow": "auction.errors",
+    "BidsPage": "auction.models",
+    "ClientError": "auction.errors",
+    "Conflict": "auction.errors",
+    "Forbidden": "auction.errors",
+    "IdempotencyKeyReused": "auction.errors",
+    "Item": "auction.models",
+    "ItemCreated": "auction.live",
+    "ItemEvent": "auction.live",
+    "ItemList": "auction.models",
+    "ItemStream": "auction.live",
+    "LiveEvent": "auction.live",
+    "LiveItemNotFound": "auction.live",
+    "LiveStreamError": "auction.live",
+    "NotFound": "auction.errors",
+    "OtherEvent": "auction.live",
+    "RateLimited": "auction.errors",
+    "Reset": "auction.live",
+    "RetryPolicy": "auction.retry",
+    "ServerError": "auction.errors",
+    "ServiceUnavailable": "auction.errors",
+    "Snapshot": "auction.live",
+    "Status": "auction.models",
+    "TransportError": "auction.errors",
+    "Unauthorized": "auction.errors",
+    "ValidationFailed": "auction.errors",
+    "mint_dev_token": "auction.tokens",
+    "watch_item": "auction.live",
+}
+"""Each public name and the submodule that defines it."""
 
 __all__ = [
     "ApiError",
@@ -83,3 +133,19 @@ __all__ = [
     "mint_dev_token",
     "watch_item",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's submodule on first use, and cache the name here."""
+    module = _SUBMODULE.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's own names plus the lazily loaded public ones."""
+    return sorted({*globals(), *__all__})
