@@ -62,12 +62,6 @@ def _simple_dependency(sub: Dependant) -> bool:
     )
 
 
-def _path_check(field: ModelField) -> ModelField | None:
-    """None for a plain `str` path parameter: the router already extracted it, nothing to validate."""
-    info = field.field_info
-    return None if info.annotation is str and not info.metadata else field
-
-
 def compile_plan(dependant: Dependant) -> _Plan | None:
     """The plan for `dependant`, or None when it uses anything the plan does not cover."""
     endpoint = dependant.call

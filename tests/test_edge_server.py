@@ -16,9 +16,9 @@ import uvicorn
 
 from edge_gateway.app import create_app
 from edge_gateway.main import main, server_options
+from tests.conftest import TIME_UNIT
 from tests.test_edge_support import (
     SECRET,
-    TIME_SCALE,
     bearer,
     fake_upstream,
     free_port,
@@ -40,7 +40,7 @@ async def serving(settings: EdgeSettings) -> AsyncIterator[int]:
     server = uvicorn.Server(uvicorn.Config(create_app(settings), **options))
     task = asyncio.create_task(server.serve())
     try:
-        async with asyncio.timeout(10 * TIME_SCALE):
+        async with asyncio.timeout(10 * TIME_UNIT):
             while not server.started:
                 if task.done():
                     task.result()
@@ -59,7 +59,7 @@ async def raw_exchange(port: int, request: bytes, *, body_chunks: list[bytes] = 
         for chunk in body_chunks:
             writer.write(chunk)
             await writer.drain()
-        async with asyncio.timeout(5 * TIME_SCALE):
+        async with asyncio.timeout(5 * TIME_UNIT):
             head = await reader.readuntil(b"\r\n\r\n")
             length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
             return head + await reader.readexactly(length)
@@ -162,14 +162,14 @@ async def test_process_starts_serves_and_stops_on_sigterm() -> None:
     )
     assert process.stderr is not None
     try:
-        async with asyncio.timeout(20 * TIME_SCALE):
+        async with asyncio.timeout(20 * TIME_UNIT):
             while b"Uvicorn running on" not in (line := await process.stderr.readline()):
                 assert line, "the gateway exited before it was ready"
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             assert (await client.get("/healthz")).status_code == 200
             assert (await client.get("/readyz")).status_code == 503
         process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(10 * TIME_SCALE):
+        async with asyncio.timeout(10 * TIME_UNIT):
             rest = await process.stderr.read()
             assert await process.wait() in (0, -signal.SIGTERM)
         assert b"Application shutdown complete" in rest, rest

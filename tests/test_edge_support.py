@@ -9,7 +9,6 @@ service, whose answers (including rich error details) the test scripts.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
 from contextlib import asynccontextmanager
@@ -25,6 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from auction.v1 import bidder_pb2, bidder_pb2_grpc, history_pb2, history_pb2_grpc, item_pb2
 from edge_gateway.app import create_app
 from edge_gateway.settings import EdgeSettings
+from tests.conftest import TIME_UNIT
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from google.protobuf.message import Message
 
-# One knob for slow machines (STYLE.md §12): every test timeout is multiplied by it.
-TIME_SCALE = float(os.environ.get("AUCTION_TEST_TIME_SCALE", "1"))
 SECRET = "t3st-Kq8Zr2Lw9Xv4Mn7Bc1Hd6Jf0Gs5Py"  # 34 bytes, many distinct characters
 EPOCH_2026 = 1_795_000_000  # 2026-11-18T11:06:40Z
 
@@ -51,7 +49,7 @@ def make_settings(**overrides: Any) -> EdgeSettings:
     values: dict[str, Any] = {
         "AUCTION_JWT_SECRET": SECRET,
         "bidder_target": f"127.0.0.1:{free_port()}",
-        "grpc_timeout_seconds": 2.0 * TIME_SCALE,
+        "grpc_timeout_seconds": 2.0 * TIME_UNIT,
         **overrides,
     }
     # model_validate, not the constructor: no environment variable can leak into a test.

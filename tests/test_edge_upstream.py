@@ -12,8 +12,8 @@ import grpc
 import pytest
 
 from auction.v1 import bidder_pb2, item_pb2
+from tests.conftest import TIME_UNIT
 from tests.test_edge_support import (
-    TIME_SCALE,
     Rejection,
     Upstream,
     bearer,
@@ -137,8 +137,8 @@ async def test_rejections_become_problems(
 
 async def test_slow_bidder_is_503_after_the_deadline(upstream: Upstream) -> None:
     """DEADLINE_EXCEEDED (the per-call timeout) is a retryable 503."""
-    upstream.bidder.delay = 1.0 * TIME_SCALE
-    settings = make_settings(bidder_target=upstream.target, grpc_timeout_seconds=0.1 * TIME_SCALE)
+    upstream.bidder.delay = 1.0 * TIME_UNIT
+    settings = make_settings(bidder_target=upstream.target, grpc_timeout_seconds=0.1 * TIME_UNIT)
     async with running_app(settings) as (_, client):
         response = await client.post("/items/lot-1/bid", json={"amount": 1000}, headers=ALICE)
         assert response.status_code == 503

@@ -108,10 +108,6 @@ class NatsClusterServers(Started):
     def url(self) -> str:
         return ",".join(self.urls)
 
-    def index_of(self, server_name: str) -> int:
-        """Which node has this `server_name` (as JetStream reports leaders)."""
-        return [node.server_name for node in self.nodes].index(server_name)
-
     async def start(self) -> None:
         """Start every node (ports chosen for all first) and wait for a JetStream meta leader."""
         for node in self.nodes:
@@ -177,12 +173,3 @@ class NatsClusterServers(Started):
         raise StartError(
             "nats-cluster", f"no agreed JetStream meta leader within {self.start_timeout:.1f}s: {seen}"
         )
-
-    async def stream_leader(self, stream: str, index: int = 0) -> str:
-        """The leader of `stream`'s Raft group as node `index` sees it ("" when unknown)."""
-        document = await self.jsz(index, streams="true")
-        for account in document.get("account_details") or []:
-            for detail in account.get("stream_detail") or []:
-                if detail.get("name") == stream:
-                    return str((detail.get("cluster") or {}).get("leader") or "")
-        return ""
