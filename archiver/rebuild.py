@@ -1,17 +1,17 @@
 """`python -m archiver.rebuild ITEM_ID... | --all`: rebuild items' live state in Redis from the archive.
 
-For the day Redis loses data. Per item it writes, in one atomic Lua call (`core_bidder/lua/rebuild_item.lua`),
-the item hash (the fields the bid script uses), the partition index entry, and the event history stream;
-bidding then continues at the next seq. It is careful about three things:
+For the day Redis loses data. The command reads each item's archived rows and sends them to the bidder
+(`BidderAdminService.RestoreItem`, with the bidder's admin token), which writes the item hash, the
+partition index entry and the event history stream in one atomic step: the bidder stays the only
+writer of auction state. Bidding then continues at the next seq. It is careful about three things:
 
 - The archive must have caught up: events still in JetStream would later collide with the seqs of new
   bids. So it refuses while the archiver's consumer has anything pending (unless --skip-backlog-check).
 - An item that still exists in Redis is left alone (unless --force): Redis may be ahead of the archive.
 - A surviving history stream newer than the archive is never overwritten: Redis is ahead there too.
 
-Settings are the archiver's (`ARCHIVER_POSTGRES_DSN`, `ARCHIVER_REDIS_URL`, `ARCHIVER_REDIS_CLUSTER`,
-`ARCHIVER_PARTITIONS`, ...). On Redis Cluster each item's call touches keys of its one hash tag only, so it
-runs on the node owning it.
+Settings are the archiver's (`ARCHIVER_POSTGRES_DSN`, `ARCHIVER_NATS_URL`, `ARCHIVER_BIDDER_TARGET`,
+`ARCHIVER_BIDDER_ADMIN_TOKEN`, `ARCHIVER_HISTORY_MAXLEN`).
 Idempotency records and the outbox are not rebuilt: both are short-lived by design.
 """
 
@@ -24,15 +24,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import grpc
 import nats
 import nats.errors
 
-from archiver.live_state import ArchivedBid, ArchivedItem, LiveState, live_state, ms
 from archiver.settings import ArchiverSettings
+from auction.v1 import restore_pb2, restore_pb2_grpc
 from auction_common.nats_connection import nats_servers
-from auction_common.redis_client import AnyRedis, close_redis, make_redis
-from auction_contract.redis_layout import item_keys
-from core_bidder.scripts import register
+from auction_contract.wire_time import timestamp_from_datetime
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -69,62 +68,61 @@ async def archive_backlog(settings: ArchiverSettings) -> int:
         await nc.close()
 
 
-async def read_item(conn: Any, item_id: str, keep: int) -> tuple[ArchivedItem, int, list[ArchivedBid]] | None:
+async def read_item(conn: Any, item_id: str, keep: int) -> restore_pb2.RestoreItemRequest | None:
+    """The item's archived rows as the bidder's restore request (its newest `keep` bids), or None."""
     row = await conn.fetchrow(_ITEM, item_id)
     if row is None:
         return None
-    item = ArchivedItem(
-        row["item_id"], row["title"], row["description"], row["currency"], row["starting_price"],
-        row["min_increment"], ms(row["starts_at"]), ms(row["ends_at"]), ms(row["created_at"]),
+    item = restore_pb2.ArchivedItem(
+        item_id=row["item_id"], title=row["title"], description=row["description"],
+        currency=row["currency"], starting_price=row["starting_price"], min_increment=row["min_increment"],
+        starts_at=timestamp_from_datetime(row["starts_at"]), ends_at=timestamp_from_datetime(row["ends_at"]),
+        created_at=timestamp_from_datetime(row["created_at"]),
     )  # fmt: skip
     count = int(await conn.fetchval(_COUNT, item_id))
     recent = [
-        ArchivedBid(r["seq"], r["bidder"], r["amount"], ms(r["placed_at"]), r["min_next_bid"])
+        restore_pb2.ArchivedBid(
+            seq=r["seq"],
+            bidder=r["bidder"],
+            amount=r["amount"],
+            placed_at=timestamp_from_datetime(r["placed_at"]),
+            min_next_bid=r["min_next_bid"],
+        )
         for r in reversed(await conn.fetch(_RECENT, item_id, keep))
     ]
-    return item, count, recent
+    return restore_pb2.RestoreItemRequest(item=item, bid_count=count, recent_bids=recent)
 
 
-async def write_item(
-    redis: AnyRedis, item: ArchivedItem, state: LiveState, partitions: int, force: bool
-) -> str:
-    """Write one item's live state atomically; the outcome name (see `Outcome.result`).
-
-    One Lua call rather than WATCH/MULTI/EXEC: the same on a single server and on Redis Cluster, where
-    redis-py's cluster transactions run every command on a thread of its own (see
-    `auction_common.redis_client`), which a history of thousands of events would pay for per entry.
-    """
-    keys = item_keys(item.item_id, partitions)
-    args: list[str | int] = [
-        "1" if force else "0", item.item_id, item.created_ms, state.seq, len(state.fields),
-    ]  # fmt: skip
-    for name, value in state.fields.items():
-        args += (name, value)
-    for entry_id, event in state.events:
-        args += (entry_id, event)
-    result = await register(redis, "rebuild_item")(keys=[keys.item, keys.events, keys.index], args=args)
-    return result.decode() if isinstance(result, bytes) else str(result)
+_OUTCOMES = {
+    restore_pb2.RESTORE_RESULT_REBUILT: "rebuilt",
+    restore_pb2.RESTORE_RESULT_EXISTS: "exists",
+    restore_pb2.RESTORE_RESULT_AHEAD: "ahead",
+}
 
 
 async def rebuild(
     settings: ArchiverSettings, item_ids: Sequence[str], every: bool, force: bool
 ) -> list[Outcome]:
     conn = await asyncpg.connect(settings.postgres_dsn, timeout=settings.connect_timeout_seconds)
-    redis = make_redis(settings.redis_url, cluster=settings.redis_cluster)
+    token = settings.bidder_admin_token.get_secret_value() if settings.bidder_admin_token else ""
+    metadata = (("authorization", f"Bearer {token}"),)
+    channel = grpc.aio.insecure_channel(
+        settings.bidder_target, options=[("grpc.max_send_message_length", -1)]
+    )
+    bidder = restore_pb2_grpc.BidderAdminServiceStub(channel)
     outcomes: list[Outcome] = []
     try:
         for item_id in await _targets(conn, item_ids, every):
-            found = await read_item(conn, item_id, settings.history_maxlen - 1)
-            if found is None:
+            request = await read_item(conn, item_id, settings.history_maxlen - 1)
+            if request is None:
                 outcomes.append(Outcome(item_id, "missing"))
                 continue
-            item, count, recent = found
-            state = live_state(item, count, recent)
-            result = await write_item(redis, item, state, settings.partitions, force)
-            outcomes.append(Outcome(item_id, result, state.seq))
+            request.force = force
+            reply = await bidder.RestoreItem(request, metadata=metadata, timeout=60)
+            outcomes.append(Outcome(item_id, _OUTCOMES[reply.result], reply.seq))
     finally:
         await conn.close()
-        await close_redis(redis)
+        await channel.close(grace=None)
     return outcomes
 
 
@@ -162,7 +160,11 @@ async def run(argv: Sequence[str] | None = None) -> int:
         if backlog:
             print(f"the archiver still has {backlog} events to store; try again when it has caught up")
             return 2
-    outcomes = await rebuild(settings, ns.item_ids, ns.all, ns.force)
+    try:
+        outcomes = await rebuild(settings, ns.item_ids, ns.all, ns.force)
+    except grpc.aio.AioRpcError as exc:
+        print(f"the bidder at {settings.bidder_target} refused: {exc.code().name} {exc.details()}")
+        return 2
     for outcome in outcomes:
         print(f"{outcome.result} {outcome.item_id}" + (f" seq={outcome.seq}" if outcome.seq else ""))
     return 0 if all(o.ok for o in outcomes) else 1

@@ -1,14 +1,14 @@
 """The archiver's one settings object (prefix `ARCHIVER_`), built in `main()` and passed down.
 
 The rebuild command (`python -m archiver.rebuild`) is part of the archiver and reads the same object;
-only it uses `redis_url`, `partitions` and `history_maxlen`.
+only it uses `bidder_target`, `bidder_admin_token` and `history_maxlen`.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from auction_common.nats_connection import NatsUrls
@@ -45,11 +45,11 @@ class ArchiverSettings(BaseSettings):
     nats_ping_interval_seconds: float = Field(default=5.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_json: bool = False
-    # Rebuild only: where live state goes, and how it is laid out (must match the bidder's).
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    # Redis Cluster (cluster mode on): `redis_url` is any one node, and the rebuild uses a cluster client.
-    redis_cluster: bool = False
-    partitions: int = Field(default=16, ge=1, le=16384)
+    # Rebuild only: the bidder that writes the restored state (its `BidderAdminService`), its admin
+    # token (the bidder's `BIDDER_ADMIN_TOKEN`), and how many of an item's newest bids to send for its
+    # history (the bidder keeps at most its own `history_maxlen`).
+    bidder_target: str = "127.0.0.1:50051"
+    bidder_admin_token: SecretStr | None = None
     history_maxlen: int = Field(default=10_000, ge=100)
     # Fault injection for the resilience tests, never for production: SIGKILL this process right after
     # the n-th commit, before the acks. 0 disables it.

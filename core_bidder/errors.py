@@ -5,7 +5,9 @@ BidderError
 │   └── IdempotencyKeyReused same key, other body (INVALID_ARGUMENT + reason)
 ├── ItemNotFound             (NOT_FOUND)
 ├── BidRejected              too low / not open / closed (FAILED_PRECONDITION + reason)
-└── StoreUnavailable         Redis unreachable or contention past the limit (UNAVAILABLE)
+├── StoreUnavailable         Redis unreachable or contention past the limit (UNAVAILABLE)
+├── Unauthenticated          an operator call without the right credential (UNAUTHENTICATED)
+└── PermissionDenied         operator calls are switched off (PERMISSION_DENIED)
 """
 
 from __future__ import annotations
@@ -50,4 +52,12 @@ class BidRejected(BidderError):
 
 
 class StoreUnavailable(BidderError):
+    pass
+
+
+class Unauthenticated(BidderError):
+    pass
+
+
+class PermissionDenied(BidderError):
     pass

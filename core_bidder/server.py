@@ -8,9 +8,10 @@ import contextlib
 import structlog
 from grpc_health.v1 import health_pb2
 
-from auction.v1 import bidder_pb2, bidder_pb2_grpc
+from auction.v1 import bidder_pb2, bidder_pb2_grpc, restore_pb2, restore_pb2_grpc
 from auction_common.grpc_serving import add_health_and_reflection, platform_server
 from auction_common.redis_client import AnyRedis, close_redis, make_redis
+from core_bidder.admin import BidderAdminServicer
 from core_bidder.servicer import BidderServicer
 from core_bidder.settings import BidderSettings
 from core_bidder.store import ItemStore
@@ -18,6 +19,7 @@ from core_bidder.writers import BidWriter, LuaBidWriter, WatchBidWriter
 
 log = structlog.get_logger(__name__)
 SERVICE_NAME = bidder_pb2.DESCRIPTOR.services_by_name["BidderService"].full_name
+ADMIN_SERVICE_NAME = restore_pb2.DESCRIPTOR.services_by_name["BidderAdminService"].full_name
 
 
 def make_writer(redis: AnyRedis, settings: BidderSettings) -> BidWriter:
@@ -36,12 +38,15 @@ class BidderServer:
         )
         self.store = ItemStore(self.redis, settings, make_writer(self.redis, settings))
         self.server = platform_server()
-        self.health = add_health_and_reflection(self.server, SERVICE_NAME)
+        self.health = add_health_and_reflection(self.server, SERVICE_NAME, ADMIN_SERVICE_NAME)
         self.port = 0
         self._health_task: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         bidder_pb2_grpc.add_BidderServiceServicer_to_server(BidderServicer(self.store), self.server)
+        restore_pb2_grpc.add_BidderAdminServiceServicer_to_server(
+            BidderAdminServicer(self.redis, self.settings), self.server
+        )
         self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         await self._follow_redis_once()
         await self.server.start()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
-import redis.exceptions
 import structlog
 from prometheus_client import Counter
 
@@ -12,9 +11,9 @@ from auction.v1 import bidder_pb2, bidder_pb2_grpc, item_pb2
 from auction_contract.proto_status import STATUS_FROM_PROTO
 from auction_contract.wire_time import ms_of, timestamp
 from core_bidder.convert import item_message
-from core_bidder.errors import BidderError, BidRejected, InvalidArgument, ItemNotFound, StoreUnavailable
+from core_bidder.errors import BidderError, BidRejected, InvalidArgument, ItemNotFound
 from core_bidder.rules import AcceptedBid
-from core_bidder.status import rich_status, to_status
+from core_bidder.status import abort, rich_status
 from core_bidder.store import BidRequest, now_ms
 from core_bidder.validation import check_bid, check_item_id, check_new_item
 
@@ -46,9 +45,9 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
             )
         except BidRejected as exc:
             _REJECTED.inc()
-            await _abort(context, exc)
+            await abort(context, exc)
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
         _ACCEPTED.inc()
         return _accepted_message(bid)
 
@@ -77,7 +76,7 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
                 ]
             )
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
         accepted = 0
         for index, result in zip(valid, results, strict=True):
             if isinstance(result, BidderError):
@@ -105,7 +104,7 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
                 request.min_increment, starts, ms_of(request.ends_at),
             )  # fmt: skip
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
         log.info("item_created", item_id=view.static.id)
         return bidder_pb2.CreateItemResponse(item=item_message(view, now_ms()))
 
@@ -117,7 +116,7 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
                 raise ItemNotFound(request.item_id)
             view = await self._store.get_item(request.item_id)
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
         return bidder_pb2.GetItemResponse(item=item_message(view, now_ms()))
 
     async def ListItems(
@@ -133,7 +132,7 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
                 status = STATUS_FROM_PROTO[request.status]
             views, cursor = await self._store.list_items(status, request.limit or 50, request.cursor)
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
         now = now_ms()
         return bidder_pb2.ListItemsResponse(items=[item_message(v, now) for v in views], next_cursor=cursor)
 
@@ -147,12 +146,3 @@ def _accepted_message(bid: AcceptedBid) -> bidder_pb2.PlaceBidResponse:
         item=item_message(bid.item, bid.placed_ms),
         placed_at=timestamp(bid.placed_ms),
     )
-
-
-async def _abort(context: grpc.aio.ServicerContext[object, object], exc: Exception) -> NoReturn:
-    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
-        exc = StoreUnavailable("auction store unavailable")
-    if not isinstance(exc, BidderError):
-        log.exception("unexpected_error", exc_info=exc)
-    code, message, trailer = to_status(exc if isinstance(exc, BidderError) else BidderError())
-    await context.abort(code, message, trailing_metadata=trailer)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,8 @@ class BidderSettings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)  # 0: no metrics listener
     log_level: str = "info"
     log_json: bool = False
+    # The shared secret of operator calls (`BidderAdminService`, e.g. the archive's rebuild); unset: off.
+    admin_token: SecretStr | None = None
 
     @model_validator(mode="after")
     def _check_cluster(self) -> Self:

@@ -6,7 +6,12 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import grpc
+import grpc.aio
+import redis.exceptions
+import structlog
 from google.rpc import error_details_pb2, status_pb2
 
 from core_bidder.errors import (
@@ -15,9 +20,12 @@ from core_bidder.errors import (
     IdempotencyKeyReused,
     InvalidArgument,
     ItemNotFound,
+    PermissionDenied,
     StoreUnavailable,
+    Unauthenticated,
 )
 
+log = structlog.get_logger(__name__)
 DOMAIN = "auction.v1"
 DETAILS_KEY = "grpc-status-details-bin"
 
@@ -33,6 +41,10 @@ def status_code(error: BidderError) -> grpc.StatusCode:
         return grpc.StatusCode.NOT_FOUND
     if isinstance(error, StoreUnavailable):
         return grpc.StatusCode.UNAVAILABLE
+    if isinstance(error, Unauthenticated):
+        return grpc.StatusCode.UNAUTHENTICATED
+    if isinstance(error, PermissionDenied):
+        return grpc.StatusCode.PERMISSION_DENIED
     return grpc.StatusCode.INTERNAL
 
 
@@ -63,3 +75,13 @@ def to_status(error: BidderError) -> tuple[grpc.StatusCode, str, Trailer]:
     status = rich_status(error)
     trailer: Trailer = ((DETAILS_KEY, status.SerializeToString()),) if status.details else ()
     return status_code(error), status.message, trailer
+
+
+async def abort(context: grpc.aio.ServicerContext[object, object], exc: Exception) -> NoReturn:
+    """Abort the call with the status of `exc`; anything not a `BidderError` is logged and INTERNAL."""
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        exc = StoreUnavailable("auction store unavailable")
+    if not isinstance(exc, BidderError):
+        log.exception("unexpected_error", exc_info=exc)
+    code, message, trailer = to_status(exc if isinstance(exc, BidderError) else BidderError())
+    await context.abort(code, message, trailing_metadata=trailer)

@@ -54,7 +54,7 @@ TERRAFORM = DEPLOY / "terraform"
 # The oldest Kubernetes minor we promise to run on and the newest kubernetes-validate has schemas for.
 K8S_VERSIONS = ("1.33.0", "1.37.0")
 # Secrets the `managed` overlay (and the bare base) expects to exist in the cluster already.
-EXTERNAL_SECRETS = {"auction-endpoints", "auction-jwt"}
+EXTERNAL_SECRETS = {"auction-endpoints", "auction-jwt", "auction-admin"}
 DUMMY_SECRETS = {
     "AUCTION_JWT_SECRET": "offline-validation-only",
     "POSTGRES_PASSWORD": "offline-validation-only",

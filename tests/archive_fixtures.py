@@ -39,6 +39,8 @@ from devstack.services_archive import archiver_env, archiver_process, relay_proc
 from tests.conftest import scaled, server_sink, service_sink, temp_data_dir
 
 PARTITIONS = 4
+# The bidder's operator calls (the rebuild's RestoreItem) are on in this stack, with this token.
+ADMIN_TOKEN = "archive-stack-admin-token"
 RELAY_TEST_ENV = {
     "RELAY_LOG_LEVEL": "warning",
     "RELAY_ACK_TIMEOUT_SECONDS": "1",
@@ -125,14 +127,16 @@ class ArchiveStack:
         """An archiver process (not started); stopped at teardown if still running."""
         name = self._name("archiver")
         process = archiver_process(
-            self.nats.url, self.dsn, free_port(), redis_url=self.redis.url, partitions=PARTITIONS,
+            self.nats.url, self.dsn, free_port(),
             sink=self.sink, log_path=self.tmp / f"{name}.log",
             extra_env={**ARCHIVER_TEST_ENV, **(env or {})}, name=name,
         )  # fmt: skip
         return self._adopt(process)
 
     def rebuild_env(self) -> dict[str, str]:
-        return archiver_env(self.nats.url, self.dsn, redis_url=self.redis.url, partitions=PARTITIONS)
+        return archiver_env(
+            self.nats.url, self.dsn, bidder_target=self.bidder_target, admin_token=ADMIN_TOKEN
+        )
 
     def _adopt(self, process: ServiceProcess) -> ServiceProcess:
         process.start_timeout = scaled(30)
@@ -282,7 +286,8 @@ async def archive_stack() -> AsyncIterator[ArchiveStack]:
             servers.callback(postgres.remove_cluster)
             await servers.enter_async_context(postgres)
             bidder = bidder_process(
-                redis.url, bidder_port, partitions=PARTITIONS, sink=sink, log_path=tmp / "bidder.log",
+                redis.url, bidder_port, partitions=PARTITIONS, admin_token=ADMIN_TOKEN, sink=sink,
+                log_path=tmp / "bidder.log",
                 extra_env={"BIDDER_LOG_LEVEL": "warning"},
             )  # fmt: skip
             bidder.start_timeout = scaled(30)

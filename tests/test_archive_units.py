@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from archiver.errors import InvalidArgument, ItemNotFound, MigrationError
 from archiver.events import Incoming, rows_of
 from archiver.history_service import check_request
-from archiver.live_state import ArchivedBid, ArchivedItem, live_state
 from archiver.migrations import load
 from auction.v1 import events_pb2, history_pb2, item_pb2
 from auction_contract.events import bid_event
+from core_bidder.restore_state import ArchivedBid, ArchivedItem, live_state
 from core_bidder.rules import ItemStatic
 from relay.convert import decode, outgoing, parse_ms, to_event
 from relay.errors import BadEntry

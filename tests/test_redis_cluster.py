@@ -30,10 +30,10 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from archiver.live_state import ArchivedBid, ArchivedItem, live_state
-from archiver.rebuild import write_item
 from auction.v1 import bidder_pb2, bidder_pb2_grpc
 from auction_contract.redis_layout import item_keys
+from core_bidder.restore import restore_item
+from core_bidder.restore_state import ArchivedBid, ArchivedItem
 from core_bidder.settings import BidderSettings
 from devstack.nats_server import NatsServer
 from devstack.ports import free_port
@@ -318,15 +318,16 @@ async def test_rebuild_transaction_runs_on_the_owning_master(cluster_stack: Clus
         item_id, before_hash["title"], before_hash["desc"], before_hash["cur"], int(before_hash["sp"]),
         int(before_hash["inc"]), int(before_hash["st"]), int(before_hash["et"]), int(before_hash["ct"]),
     )  # fmt: skip
-    state = live_state(item, len(bids), bids)
     await stack.redis.delete(keys.item)
     await stack.redis.delete(keys.events)
     await stack.redis.zrem(keys.index, item_id)
 
     rebuilder = RedisCluster.from_url(stack.cluster.url)
     try:
-        assert await write_item(rebuilder, item, state, PARTITIONS, force=False) == "rebuilt"
-        assert await write_item(rebuilder, item, state, PARTITIONS, force=False) == "exists"
+        restore = restore_item(rebuilder, PARTITIONS, 100, item, len(bids), bids, force=False)
+        assert (await restore)[0] == "rebuilt"
+        restore = restore_item(rebuilder, PARTITIONS, 100, item, len(bids), bids, force=False)
+        assert (await restore)[0] == "exists"
     finally:
         await rebuilder.aclose()
     assert await stack.redis.hgetall(keys.item) == before_hash

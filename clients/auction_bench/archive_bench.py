@@ -97,7 +97,7 @@ async def start_stack(tmp: Path, partitions: int) -> Stack:
         log_path=tmp / "relay.log", extra_env={"RELAY_LOG_LEVEL": "warning"},
     )  # fmt: skip
     archiver = archiver_process(
-        nats.url, postgres.dsn, archiver_port, redis_url=redis.url, partitions=partitions, sink=discard,
+        nats.url, postgres.dsn, archiver_port, sink=discard,
         log_path=tmp / "archiver.log", extra_env={"ARCHIVER_LOG_LEVEL": "warning"},
     )  # fmt: skip
     edge = edge_process(

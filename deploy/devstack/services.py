@@ -21,11 +21,13 @@ def bidder_process(
     *,
     strategy: str = "lua",
     partitions: int | None = None,
+    admin_token: str | None = None,
     sink: LineSink | None = None,
     log_path: Path | None = None,
     extra_env: Mapping[str, str] | None = None,
     name: str = "bidder",
 ) -> ServiceProcess:
+    """`python -m core_bidder` on `port`; `admin_token` switches on its operator calls (the rebuild)."""
     target = f"{LOCALHOST}:{port}"
     env = {
         "BIDDER_REDIS_URL": redis_url,
@@ -36,6 +38,8 @@ def bidder_process(
     }
     if partitions is not None:
         env["BIDDER_PARTITIONS"] = str(partitions)
+    if admin_token is not None:
+        env["BIDDER_ADMIN_TOKEN"] = admin_token
     return ServiceProcess(
         name,
         "core_bidder",

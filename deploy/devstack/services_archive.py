@@ -58,16 +58,19 @@ def archiver_env(
     nats_url: str,
     postgres_dsn: str,
     *,
-    redis_url: str | None = None,
-    partitions: int | None = None,
+    bidder_target: str | None = None,
+    admin_token: str | None = None,
     extra_env: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The archiver's settings as environment variables (shared by the service and the rebuild)."""
+    """The archiver's settings as environment variables (shared by the service and the rebuild).
+
+    The rebuild sends restored items to the bidder at `bidder_target` with its `admin_token`.
+    """
     env = {"ARCHIVER_NATS_URL": nats_url, "ARCHIVER_POSTGRES_DSN": postgres_dsn}
-    if redis_url is not None:
-        env["ARCHIVER_REDIS_URL"] = redis_url
-    if partitions is not None:
-        env["ARCHIVER_PARTITIONS"] = str(partitions)
+    if bidder_target is not None:
+        env["ARCHIVER_BIDDER_TARGET"] = bidder_target
+    if admin_token is not None:
+        env["ARCHIVER_BIDDER_ADMIN_TOKEN"] = admin_token
     env.update(extra_env or {})
     return env
 
@@ -78,8 +81,8 @@ def archiver_process(
     port: int,
     *,
     metrics_port: int = 0,
-    redis_url: str | None = None,
-    partitions: int | None = None,
+    bidder_target: str | None = None,
+    admin_token: str | None = None,
     sink: LineSink | None = None,
     log_path: Path | None = None,
     extra_env: Mapping[str, str] | None = None,
@@ -87,7 +90,7 @@ def archiver_process(
 ) -> ServiceProcess:
     """`python -m archiver`: HistoryService, health, reflection on gRPC `port` (the edge's history target)."""
     target = f"{LOCALHOST}:{port}"
-    env = archiver_env(nats_url, postgres_dsn, redis_url=redis_url, partitions=partitions)
+    env = archiver_env(nats_url, postgres_dsn, bidder_target=bidder_target, admin_token=admin_token)
     env.update({"ARCHIVER_HOST": LOCALHOST, "ARCHIVER_PORT": str(port)})
     if metrics_port:
         env["ARCHIVER_METRICS_PORT"] = str(metrics_port)

@@ -29,7 +29,7 @@ from devstack.servers import NatsServer, PostgresServer, RedisServer
 from devstack.services import bidder_process, edge_process
 from devstack.services_archive import archiver_process, relay_process
 from devstack.services_fanout import cpu_for, fanout_process
-from devstack.tokens import SECRET_ENV, ensure_local_secret
+from devstack.tokens import SECRET_ENV, ensure_local_secret, local_admin_token
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -99,7 +99,7 @@ def _bidder(ctx: StackContext) -> ServiceProcess:
     ctx.endpoints["bidder"] = f"{LOCALHOST}:{port}"
     return bidder_process(
         ctx.redis.url, port, strategy=ctx.options.strategy, partitions=ctx.options.partitions,
-        sink=ctx.sink, log_path=ctx.log_path("bidder"),
+        admin_token=local_admin_token(ctx.jwt_secret), sink=ctx.sink, log_path=ctx.log_path("bidder"),
     )  # fmt: skip
 
 
@@ -115,8 +115,8 @@ def _archiver(ctx: StackContext) -> ServiceProcess:
     port = free_port()
     ctx.endpoints["archiver"] = f"{LOCALHOST}:{port}"
     return archiver_process(
-        ctx.nats.url, ctx.postgres.dsn, port, redis_url=ctx.redis.url, partitions=ctx.options.partitions,
-        sink=ctx.sink, log_path=ctx.log_path("archiver"),
+        ctx.nats.url, ctx.postgres.dsn, port, bidder_target=ctx.endpoints["bidder"],
+        admin_token=local_admin_token(ctx.jwt_secret), sink=ctx.sink, log_path=ctx.log_path("archiver"),
     )  # fmt: skip
 
 

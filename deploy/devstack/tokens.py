@@ -10,6 +10,8 @@ way a token minted in any terminal is accepted by the stack without copying secr
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import os
 import secrets
 import sys
@@ -51,6 +53,11 @@ def ensure_local_secret(state_dir: Path) -> str:
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(value + "\n")
     return value
+
+
+def local_admin_token(secret: str) -> str:
+    """The local stack's bidder admin token, derived from its JWT secret so it needs no file of its own."""
+    return hmac.new(secret.encode(), b"bidder-admin-token", hashlib.sha256).hexdigest()
 
 
 def resolve_secret(explicit: str | None, state_dir: Path) -> str | None:

@@ -16,6 +16,12 @@ resource "random_password" "jwt" {
   special = false
 }
 
+# The bidder's admin token (operator calls such as the rebuild's RestoreItem).
+resource "random_password" "admin" {
+  length  = 64
+  special = false
+}
+
 resource "aws_elasticache_subnet_group" "redis" {
   name       = "${var.name}-redis"
   subnet_ids = var.private_subnet_ids
@@ -74,7 +80,7 @@ resource "aws_db_instance" "archive" {
 # One secret, one JSON document; task definitions pick keys out of it ("<arn>:<key>::").
 resource "aws_secretsmanager_secret" "runtime" {
   name                    = "${var.name}/runtime"
-  description             = "Auction platform: JWT secret and data store URLs with credentials"
+  description             = "Auction platform: JWT secret, bidder admin token and data store URLs with credentials"
   recovery_window_in_days = 7
 }
 
@@ -82,6 +88,7 @@ resource "aws_secretsmanager_secret_version" "runtime" {
   secret_id = aws_secretsmanager_secret.runtime.id
   secret_string = jsonencode({
     jwt_secret   = random_password.jwt.result
+    admin_token  = random_password.admin.result
     redis_url    = "rediss://:${random_password.redis_auth.result}@${aws_elasticache_replication_group.redis.configuration_endpoint_address}:6379/0"
     postgres_dsn = "postgresql://auction:${random_password.db.result}@${aws_db_instance.archive.address}:5432/auction?sslmode=require"
   })

@@ -26,7 +26,7 @@ locals {
         BIDDER_REDIS_CLUSTER  = "true"
         BIDDER_LOG_JSON       = "true"
       }
-      secrets = { BIDDER_REDIS_URL = "redis_url" }
+      secrets = { BIDDER_REDIS_URL = "redis_url", BIDDER_ADMIN_TOKEN = "admin_token" }
     }
     edge = {
       port         = 8080
@@ -88,12 +88,11 @@ locals {
         ARCHIVER_PORT          = "50052"
         ARCHIVER_METRICS_PORT  = "9100"
         ARCHIVER_NATS_URL      = local.nats_url
-        ARCHIVER_PARTITIONS    = tostring(var.partitions)
-        ARCHIVER_REDIS_CLUSTER = "true"
+        ARCHIVER_BIDDER_TARGET = "bidder:50051"
         ARCHIVER_LOG_JSON      = "true"
       }
-      # The Redis URL is for the rebuild command run in an archiver task (ECS Exec or a one-off task).
-      secrets = { ARCHIVER_POSTGRES_DSN = "postgres_dsn", ARCHIVER_REDIS_URL = "redis_url" }
+      # The admin token is for the rebuild command run in an archiver task (ECS Exec or a one-off task).
+      secrets = { ARCHIVER_POSTGRES_DSN = "postgres_dsn", ARCHIVER_BIDDER_ADMIN_TOKEN = "admin_token" }
     }
   }
 

@@ -39,6 +39,6 @@ output "nats_url" {
 }
 
 output "runtime_secret_arn" {
-  description = "Secrets Manager secret with jwt_secret, redis_url and postgres_dsn (read by the tasks)."
+  description = "Secrets Manager secret with jwt_secret, admin_token, redis_url and postgres_dsn (read by the tasks)."
   value       = aws_secretsmanager_secret.runtime.arn
 }

@@ -1,4 +1,4 @@
-"""An item's live state in Redis, computed from its archived rows, without I/O (used by the rebuild).
+"""An item's live state in Redis, computed from its archived rows, without I/O (used by `restore`).
 
 The hash fields are the contract's (`auction_contract.redis_layout.ItemField`), which the bidder's Lua
 scripts read and write. The event history stream (viewers resume from it) is refilled with the same JSON
@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 from auction_contract.events import bid_event, created_event
 from auction_contract.redis_layout import ItemField
-from auction_contract.wire_time import datetime_ms as ms
 
-__all__ = ["ArchivedBid", "ArchivedItem", "LiveState", "live_state", "ms"]
+__all__ = ["ArchivedBid", "ArchivedItem", "LiveState", "live_state"]
 
 
 @dataclass(frozen=True, slots=True)
