@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import time
 from typing import TYPE_CHECKING
 
@@ -55,7 +53,6 @@ class EventConsumer:
         self._js = nc.jetstream()
         self._pull = PullConsumer(nc, settings.stream, settings.durable)
         self._writer = writer
-        self._commits = 0
 
     async def subscribe(self, stop: asyncio.Event) -> bool:
         """Create or update the durable consumer and listen for its deliveries; waits for the stream."""
@@ -101,7 +98,7 @@ class EventConsumer:
         written = await self._commit(incoming, deliveries, stop)
         if written is None:
             return  # shutting down with PostgreSQL away: left unacked, JetStream redelivers it later
-        self._maybe_crash()
+        self.checkpoint("after_commit")
         try:
             await self._pull.ack(deliveries)
         except (nats.errors.Error, OSError) as exc:
@@ -173,13 +170,9 @@ class EventConsumer:
         if rows.dead:
             log.error("dead_letters", count=len(rows.dead), first_error=rows.dead[0].error)
 
-    def _maybe_crash(self) -> None:
-        """Fault injection (tests only): die like a killed process between commit and ack."""
-        limit = self._settings.crash_after_commit_batches
-        if limit:
-            self._commits += 1
-            if self._commits >= limit:
-                os.kill(os.getpid(), signal.SIGKILL)
+    def checkpoint(self, point: str) -> None:
+        """A batch reached `point` ("after_commit": stored, not yet acked), where a crash means
+        redeliveries. Does nothing; the kill tests (tests/faults.py) replace it to die there."""
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from auction_contract import errors as contract_errors
+
 
 class ArchiverError(Exception):
     """Base of every error the archiver raises on purpose."""
@@ -11,9 +13,9 @@ class ArchiveUnavailable(ArchiverError):
     """PostgreSQL could not do what was asked right now; retrying later may succeed."""
 
 
-class ItemNotFound(ArchiverError):
+class ItemNotFound(ArchiverError, contract_errors.ItemNotFound):
     def __init__(self, item_id: str) -> None:
-        super().__init__(f"item {item_id!r} is not in the archive")
+        super().__init__(item_id, f"item {item_id!r} is not in the archive")
 
 
 class InvalidArgument(ArchiverError):

@@ -13,7 +13,6 @@ import contextlib
 
 import asyncpg
 import structlog
-from grpc_health.v1 import health_pb2
 from nats.aio.client import Client as NatsClient
 
 from archiver import migrations
@@ -24,6 +23,7 @@ from archiver.settings import ArchiverSettings
 from archiver.writer import ArchiveWriter
 from auction.v1 import history_pb2, history_pb2_grpc
 from auction_common.grpc_serving import add_health_and_reflection, platform_server
+from auction_common.health_follow import HealthFollower, grpc_health_report
 from auction_common.nats_connection import connect_nats
 
 log = structlog.get_logger(__name__)
@@ -48,16 +48,22 @@ class ArchiverServer:
         self._stop = asyncio.Event()
         self._nc: NatsClient | None = None
         self._ingest: asyncio.Task[None] | None = None
-        self._health_task: asyncio.Task[None] | None = None
+        self._follower = HealthFollower(
+            self.reader.ping,
+            grpc_health_report(self.health, SERVICE_NAME),
+            settings.health_interval_seconds,
+            # The reader bounds its own statements; the follower only backstops a hung pool.
+            timeout_seconds=settings.statement_timeout_seconds + settings.connect_timeout_seconds,
+        )
 
     async def start(self) -> int:
         await self.reader.open()
         await self._migrate()
         history_pb2_grpc.add_HistoryServiceServicer_to_server(HistoryServicer(self.reader), self.server)
         self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
-        await self._follow_postgres_once()
+        await self._follower.once()
         await self.server.start()
-        self._health_task = asyncio.create_task(self._follow_postgres())
+        self._follower.start()
         self._ingest = asyncio.create_task(self._run_ingest(), name="ingest")
         log.info("archiver_listening", host=self.settings.host, port=self.port)
         return self.port
@@ -78,10 +84,7 @@ class ArchiverServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._nc.close(), timeout=5)
         await self.health.enter_graceful_shutdown()
-        if self._health_task is not None:
-            self._health_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._health_task
+        await self._follower.stop()
         await self.server.stop(self.settings.shutdown_grace_seconds)
         await self.writer.close()
         await self.reader.close()
@@ -119,14 +122,3 @@ class ArchiverServer:
         consumer = EventConsumer(settings, self._nc, self.writer)
         if await consumer.subscribe(self._stop):
             await consumer.run(self._stop)
-
-    async def _follow_postgres(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.health_interval_seconds)
-            await self._follow_postgres_once()
-
-    async def _follow_postgres_once(self) -> None:
-        ok = await self.reader.ping()
-        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
-        await self.health.set("", status)
-        await self.health.set(SERVICE_NAME, status)

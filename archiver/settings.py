@@ -51,6 +51,3 @@ class ArchiverSettings(BaseSettings):
     bidder_target: str = "127.0.0.1:50051"
     bidder_admin_token: SecretStr | None = None
     history_maxlen: int = Field(default=10_000, ge=100)
-    # Fault injection for the resilience tests, never for production: SIGKILL this process right after
-    # the n-th commit, before the acks. 0 disables it.
-    crash_after_commit_batches: int = Field(default=0, ge=0)

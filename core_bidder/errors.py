@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from auction_contract import errors as contract_errors
+
 
 class RejectReason(StrEnum):
     BID_TOO_LOW = "BID_TOO_LOW"
@@ -34,9 +36,9 @@ class IdempotencyKeyReused(InvalidArgument):
         super().__init__("idempotency key was already used with a different request")
 
 
-class ItemNotFound(BidderError):
+class ItemNotFound(BidderError, contract_errors.ItemNotFound):
     def __init__(self, item_id: str) -> None:
-        super().__init__(f"item {item_id!r} not found")
+        super().__init__(item_id)
 
 
 class BidRejected(BidderError):

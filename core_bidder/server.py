@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import structlog
-from grpc_health.v1 import health_pb2
 
 from auction.v1 import bidder_pb2, bidder_pb2_grpc, restore_pb2, restore_pb2_grpc
 from auction_common.grpc_serving import add_health_and_reflection, platform_server
+from auction_common.health_follow import HealthFollower, grpc_health_report
 from auction_common.redis_client import AnyRedis, close_redis, make_redis
 from core_bidder.admin import BidderAdminServicer
 from core_bidder.servicer import BidderServicer
@@ -40,7 +37,11 @@ class BidderServer:
         self.server = platform_server()
         self.health = add_health_and_reflection(self.server, SERVICE_NAME, ADMIN_SERVICE_NAME)
         self.port = 0
-        self._health_task: asyncio.Task[None] | None = None
+        self._follower = HealthFollower(
+            self.store.ping,
+            grpc_health_report(self.health, SERVICE_NAME, ADMIN_SERVICE_NAME),
+            settings.health_interval_seconds,
+        )
 
     async def start(self) -> int:
         bidder_pb2_grpc.add_BidderServiceServicer_to_server(BidderServicer(self.store), self.server)
@@ -48,9 +49,9 @@ class BidderServer:
             BidderAdminServicer(self.redis, self.settings), self.server
         )
         self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
-        await self._follow_redis_once()
+        await self._follower.once()
         await self.server.start()
-        self._health_task = asyncio.create_task(self._follow_redis())
+        self._follower.start()
         log.info(
             "bidder_listening",
             host=self.settings.host,
@@ -62,25 +63,8 @@ class BidderServer:
 
     async def stop(self) -> None:
         await self.health.enter_graceful_shutdown()
-        if self._health_task is not None:
-            self._health_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._health_task
+        await self._follower.stop()
         await self.server.stop(self.settings.shutdown_grace_seconds)
         await self.store.drain()
         await close_redis(self.redis)
         log.info("bidder_stopped")
-
-    async def _follow_redis(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.health_interval_seconds)
-            await self._follow_redis_once()
-
-    async def _follow_redis_once(self) -> None:
-        try:
-            ok = await asyncio.wait_for(self.store.ping(), timeout=self.settings.health_interval_seconds)
-        except Exception:
-            ok = False
-        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
-        await self.health.set("", status)
-        await self.health.set(SERVICE_NAME, status)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from auction_contract import errors as contract_errors
+
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_NOT_FOUND = 4404
@@ -21,10 +23,9 @@ class FanoutError(Exception):
     """Base of every error the fan-out turns into a close code."""
 
 
-class ItemNotFound(FanoutError):
+class ItemNotFound(FanoutError, contract_errors.ItemNotFound):
     def __init__(self, item_id: str) -> None:
-        super().__init__(f"no item {item_id!r}")
-        self.item_id = item_id
+        super().__init__(item_id, f"no item {item_id!r}")
 
 
 class UpstreamUnavailable(FanoutError):

@@ -14,6 +14,7 @@ import logging
 import structlog
 from websockets.asyncio.server import Server, serve
 
+from auction_common.health_follow import HealthFollower
 from auction_common.redis_client import AnyRedis, make_redis
 from fanout.broadcast import broadcaster
 from fanout.connection import ViewerConnection
@@ -50,14 +51,16 @@ class FanoutServer:
         self.server: Server | None = None
         self.port = 0
         self._redis_ok = False
-        self._health_task: asyncio.Task[None] | None = None
+        self._follower = HealthFollower(
+            self._ping_redis, self._redis_answered, settings.health_interval_seconds
+        )
 
     def _healthy(self) -> bool:
         return self._redis_ok and self.subscriber.healthy
 
     async def start(self) -> int:
         s = self.settings
-        await self._check_redis()
+        await self._follower.once()
         await self.subscriber.start()
         origins = None if s.any_origin else [None, *s.allowed_origins]
         self.server = await serve(
@@ -81,7 +84,7 @@ class FanoutServer:
             backlog=4096,
         )
         self.port = self.server.sockets[0].getsockname()[1]
-        self._health_task = asyncio.get_running_loop().create_task(self._follow_redis())
+        self._follower.start()
         log.info("fanout_listening", host=s.host, port=self.port, broadcast=s.broadcast)
         return self.port
 
@@ -98,26 +101,15 @@ class FanoutServer:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):
                         await self.server.wait_closed()
-        if self._health_task is not None:
-            self._health_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._health_task
+        await self._follower.stop()
         await self.feeds.close()
         await self.subscriber.stop()
         await self.snapshots.close()
         await self.redis.aclose()
         log.info("fanout_stopped")
 
-    async def _follow_redis(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.health_interval_seconds)
-            await self._check_redis()
+    async def _ping_redis(self) -> bool:
+        return bool(await self.redis.ping())
 
-    async def _check_redis(self) -> None:
-        try:
-            async with asyncio.timeout(self.settings.health_interval_seconds):
-                await self.redis.ping()
-        except Exception:
-            self._redis_ok = False
-        else:
-            self._redis_ok = True
+    async def _redis_answered(self, ok: bool) -> None:
+        self._redis_ok = ok

@@ -43,7 +43,7 @@ def stream_config(settings: RelaySettings) -> api.StreamConfig:
     """The `AUCTION` stream: file storage, per-message dedup window, limits that keep it bounded."""
     return api.StreamConfig(
         name=settings.stream,
-        description="Auction events (contract: Events section); written by the outbox relay.",
+        description="Auction events (proto/auction/v1/events.proto); written by the outbox relay.",
         subjects=[f"{settings.subject_prefix}.>"],
         retention=api.RetentionPolicy.LIMITS,
         storage=api.StorageType.FILE,

@@ -65,11 +65,6 @@ class RelaySettings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=5.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_json: bool = False
-    # Fault injection for the resilience tests, never for production: SIGKILL this process in its n-th
-    # round, at `crash_point`: after the publish acks but before the outbox removal, or after reading
-    # the entries but before publishing them. 0 disables it.
-    crash_after_batches: int = Field(default=0, ge=0)
-    crash_point: Literal["after_publish", "before_publish"] = "after_publish"
 
     @model_validator(mode="after")
     def _check_windows(self) -> Self:

@@ -113,23 +113,25 @@ class ArchiveStack:
         self.counter += 1
         return f"{kind}-{self.counter}"
 
-    def relay(self, env: Mapping[str, str] | None = None, *, consumer: str | None = None) -> ServiceProcess:
+    def relay(
+        self, env: Mapping[str, str] | None = None, *, consumer: str | None = None, module: str = "relay"
+    ) -> ServiceProcess:
         """A relay process (not started); stopped at teardown if still running."""
         name = self._name("relay")
         process = relay_process(
             self.redis.url, self.nats.url, free_port(), partitions=PARTITIONS, consumer=consumer or name,
             sink=self.sink, log_path=self.tmp / f"{name}.log", extra_env={**RELAY_TEST_ENV, **(env or {})},
-            name=name,
+            name=name, module=module,
         )  # fmt: skip
         return self._adopt(process)
 
-    def archiver(self, env: Mapping[str, str] | None = None) -> ServiceProcess:
+    def archiver(self, env: Mapping[str, str] | None = None, *, module: str = "archiver") -> ServiceProcess:
         """An archiver process (not started); stopped at teardown if still running."""
         name = self._name("archiver")
         process = archiver_process(
             self.nats.url, self.dsn, free_port(),
             sink=self.sink, log_path=self.tmp / f"{name}.log",
-            extra_env={**ARCHIVER_TEST_ENV, **(env or {})}, name=name,
+            extra_env={**ARCHIVER_TEST_ENV, **(env or {})}, name=name, module=module,
         )  # fmt: skip
         return self._adopt(process)
 

@@ -21,9 +21,13 @@ from devstack.processes import ServiceProcess
 from relay.outbox import Outbox
 from tests.archive_fixtures import PARTITIONS, ArchiveStack, always_ready, archive_stack
 from tests.conftest import scaled
+from tests.faults import fault_env
 
 __all__ = ["archive_stack"]
 KILL_ROUNDS = 8
+# The services with a SIGKILL armed at a checkpoint (tests/faults.py).
+FAULTY_RELAY = "tests.faulty_relay"
+FAULTY_ARCHIVER = "tests.faulty_archiver"
 
 
 async def died_by_sigkill(process: ServiceProcess) -> None:
@@ -60,8 +64,8 @@ async def test_relay_killed_between_publish_and_removal_loses_and_duplicates_not
     load = archive_stack.load(items, rate=40)
     await load.start()
     for round_ in range(KILL_ROUNDS):
-        crash_after = {"RELAY_CRASH_AFTER_BATCHES": str(1 + round_ % 3)}
-        await died_by_sigkill(archive_stack.relay(crash_after, consumer="relay-pinned"))
+        crash_after = fault_env(1 + round_ % 3, "after_publish")
+        await died_by_sigkill(archive_stack.relay(crash_after, consumer="relay-pinned", module=FAULTY_RELAY))
     await load.stop()
     relay = archive_stack.relay(consumer="relay-pinned")
     await relay.start()
@@ -82,8 +86,8 @@ async def test_a_dead_relays_pending_entries_are_claimed_by_another(archive_stac
     items = await archive_stack.create_items(4)
     load = archive_stack.load(items, rate=40)
     await load.start()
-    doomed = {"RELAY_CRASH_AFTER_BATCHES": "1", "RELAY_CRASH_POINT": "before_publish"}
-    await died_by_sigkill(archive_stack.relay(doomed, consumer="relay-a"))
+    doomed = fault_env(1, "before_publish")
+    await died_by_sigkill(archive_stack.relay(doomed, consumer="relay-a", module=FAULTY_RELAY))
     survivor = archive_stack.relay(consumer="relay-b")
     await survivor.start()
     await asyncio.sleep(scaled(1))
@@ -121,8 +125,8 @@ async def test_archiver_killed_between_commit_and_ack_stores_each_event_once(
     load = archive_stack.load(items, rate=40)
     await load.start()
     for round_ in range(KILL_ROUNDS):
-        crash_after = {"ARCHIVER_CRASH_AFTER_COMMIT_BATCHES": str(1 + round_ % 3)}
-        await died_by_sigkill(archive_stack.archiver(crash_after))
+        crash_after = fault_env(1 + round_ % 3, "after_commit")
+        await died_by_sigkill(archive_stack.archiver(crash_after, module=FAULTY_ARCHIVER))
     await load.stop()
     metrics_port = free_port()
     archiver = archive_stack.archiver({"ARCHIVER_METRICS_PORT": str(metrics_port)})

@@ -59,3 +59,16 @@ def test_place_bid_answers_only_contract_reply_codes() -> None:
     source = lua_source("place_bid")
     codes = set(re.findall(r"\{'([A-Z])'", source))
     assert codes == {code.value for code in ReplyCode}
+
+
+def test_every_services_not_found_is_the_contracts() -> None:
+    """One class to catch for a missing item, whichever service says so; each keeps its own message."""
+    from archiver.errors import ItemNotFound as ArchiveNotFound
+    from auction_contract.errors import ItemNotFound
+    from core_bidder.errors import ItemNotFound as BidderNotFound
+    from fanout.errors import ItemNotFound as FanoutNotFound
+
+    for error in (BidderNotFound("lot-1"), FanoutNotFound("lot-1"), ArchiveNotFound("lot-1")):
+        assert isinstance(error, ItemNotFound)
+        assert error.item_id == "lot-1"
+        assert "'lot-1'" in str(error)

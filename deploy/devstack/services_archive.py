@@ -35,8 +35,10 @@ def relay_process(
     log_path: Path | None = None,
     extra_env: Mapping[str, str] | None = None,
     name: str = "relay",
+    module: str = "relay",
 ) -> ServiceProcess:
-    """`python -m relay` with /healthz, /readyz and /metrics on `port`."""
+    """`python -m relay` with /healthz, /readyz and /metrics on `port` (`module`: another entry point of
+    the relay, such as the kill tests' faulty one)."""
     url = f"http://{LOCALHOST}:{port}"
     env = {
         "RELAY_REDIS_URL": redis_url,
@@ -50,7 +52,7 @@ def relay_process(
     if consumer is not None:
         env["RELAY_CONSUMER"] = consumer
     return ServiceProcess(
-        name, "relay", env, http_ok(f"{url}/healthz"), sink=sink, log_path=log_path, endpoint=url
+        name, module, env, http_ok(f"{url}/healthz"), sink=sink, log_path=log_path, endpoint=url
     )
 
 
@@ -87,6 +89,7 @@ def archiver_process(
     log_path: Path | None = None,
     extra_env: Mapping[str, str] | None = None,
     name: str = "archiver",
+    module: str = "archiver",
 ) -> ServiceProcess:
     """`python -m archiver`: HistoryService, health, reflection on gRPC `port` (the edge's history target)."""
     target = f"{LOCALHOST}:{port}"
@@ -96,7 +99,7 @@ def archiver_process(
         env["ARCHIVER_METRICS_PORT"] = str(metrics_port)
     env.update(extra_env or {})
     return ServiceProcess(
-        name, "archiver", env, grpc_serving(target), sink=sink, log_path=log_path, endpoint=f"grpc://{target}"
+        name, module, env, grpc_serving(target), sink=sink, log_path=log_path, endpoint=f"grpc://{target}"
     )
 
 

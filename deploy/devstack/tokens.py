@@ -1,4 +1,4 @@
-"""Mint HS256 tokens for the local stack (CONTRACT.md, Authentication).
+"""Mint HS256 tokens for the local stack (claims `sub`, `role`, `exp`, `iat`; see the README's start).
 
     .venv/bin/python -m devstack.tokens --sub alice --role bidder [--ttl 3600] [--secret ...]
 
