@@ -49,6 +49,11 @@ def outbox_key(partition: int) -> str:
     return f"{PREFIX}:{partition_tag(partition)}:outbox"
 
 
+def dead_letter_key(partition: int) -> str:
+    """Outbox entries the relay could not turn into events, moved aside once (see relay/pump.py)."""
+    return f"{PREFIX}:{partition_tag(partition)}:outbox:dead"
+
+
 def index_key(partition: int) -> str:
     """The partition's items, scored by creation time in ms, for listing."""
     return f"{PREFIX}:{partition_tag(partition)}:items"

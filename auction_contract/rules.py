@@ -8,8 +8,24 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-# Money is an integer count of minor units; 2^53 keeps it exact in Lua (doubles) and JSON.
-MAX_AMOUNT = 2**53
+# Money is an integer count of minor units, at most 10^15 (ten trillion dollars in cents). Lua numbers
+# are doubles, exact up to 2^53 (about 9.007 * 10^15): with every amount and increment at most 10^15,
+# `price + increment` is at most 2 * 10^15 and so exact too, and no bid can ever compare equal to a
+# higher minimum by rounding. JSON readers that use doubles (JavaScript) read every amount exactly.
+MAX_AMOUNT = 10**15
+
+# An item's times must fall in this window (Unix ms, UTC): 2000-01-01 inclusive to 2100-01-01
+# exclusive. Every reader of the platform's times (RFC 3339 with four-digit years, Python's datetime,
+# PostgreSQL's timestamptz, JavaScript's Date) handles them, and no real auction lies outside.
+EARLIEST_TIME_MS = 946_684_800_000
+LATEST_TIME_MS = 4_102_444_800_000
+TIME_WINDOW_TEXT = "between 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z"
+
+# Text that the archive and every client can store and show: no C0/C1 control characters (NUL above
+# all: PostgreSQL text refuses it) and no lone surrogates (not encodable as UTF-8). A description may
+# keep tabs and line breaks; a title is one line.
+_UNSAFE_IN_LINE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNSAFE_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 ITEM_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 BIDDER_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -35,6 +51,15 @@ def status_at(now_ms: int, starts_ms: int, ends_ms: int) -> ItemStatus:
 
 def min_next_bid(starting_price: int, current_price: int | None, min_increment: int) -> int:
     return starting_price if current_price is None else current_price + min_increment
+
+
+def time_in_window(ms: int) -> bool:
+    return EARLIEST_TIME_MS <= ms < LATEST_TIME_MS
+
+
+def safe_text(text: str, *, multiline: bool) -> bool:
+    """True if `text` has no control characters (tabs and line breaks allowed when `multiline`)."""
+    return (_UNSAFE_IN_TEXT if multiline else _UNSAFE_IN_LINE).search(text) is None
 
 
 def is_item_id(item_id: str) -> bool:

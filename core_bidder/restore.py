@@ -18,7 +18,7 @@ from auction_contract.wire_time import ms_of
 from core_bidder.errors import InvalidArgument, ItemNotFound
 from core_bidder.restore_state import ArchivedBid, ArchivedItem, LiveState, live_state
 from core_bidder.scripts import register
-from core_bidder.validation import check_item_id, check_new_item
+from core_bidder.validation import check_item_id, check_new_item, check_times
 
 if TYPE_CHECKING:
     from auction.v1 import restore_pb2
@@ -35,6 +35,7 @@ def archived_item(message: restore_pb2.ArchivedItem) -> ArchivedItem:
     check_new_item(
         message.title, message.description, message.currency, message.starting_price, message.min_increment
     )
+    check_times(ms_of(message.starts_at), ms_of(message.ends_at))
     return ArchivedItem(
         message.item_id, message.title, message.description, message.currency, message.starting_price,
         message.min_increment, ms_of(message.starts_at), ms_of(message.ends_at), ms_of(message.created_at),

@@ -15,7 +15,7 @@ from core_bidder.errors import BidderError, BidRejected, InvalidArgument, ItemNo
 from core_bidder.rules import AcceptedBid
 from core_bidder.status import abort, rich_status
 from core_bidder.store import BidRequest, now_ms
-from core_bidder.validation import check_bid, check_item_id, check_new_item
+from core_bidder.validation import check_bid, check_item_id, check_new_item, check_times
 
 if TYPE_CHECKING:
     import grpc.aio
@@ -99,6 +99,7 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
             if not request.HasField("ends_at"):
                 raise InvalidArgument("ends_at is required")
             starts = ms_of(request.starts_at) if request.HasField("starts_at") else None
+            check_times(starts, ms_of(request.ends_at))
             view = await self._store.create_item(
                 request.title, request.description, request.currency, request.starting_price,
                 request.min_increment, starts, ms_of(request.ends_at),

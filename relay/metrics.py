@@ -9,7 +9,12 @@ DUPLICATES = Counter(
     "relay_duplicates_total", "Re-published entries JetStream had already (dropped by Nats-Msg-Id)"
 )
 PUBLISH_FAILED = Counter("relay_publish_failures_total", "Entries whose publish was not acknowledged in time")
-BAD_ENTRIES = Counter("relay_bad_entries_total", "Outbox entries that are not valid events (left in place)")
+BAD_ENTRIES = Counter(
+    "relay_bad_entries_total", "Outbox entries that are not valid events (moved to the dead-letter streams)"
+)
+DEAD_LETTERS = Gauge(
+    "relay_dead_letter_entries", "Entries in the outbox dead-letter streams, all partitions (alert when > 0)"
+)
 CLAIMED = Counter("relay_entries_claimed_total", "Pending entries taken over from other relay instances")
 BATCH_SECONDS = Histogram(
     "relay_batch_seconds",

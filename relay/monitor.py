@@ -32,6 +32,7 @@ class OutboxState:
     entries: int = 0
     oldest_age_seconds: float = 0.0
     over_bound: bool = False
+    dead_letters: int = 0
     checked_at: float = field(default=0.0)
 
 
@@ -69,6 +70,8 @@ class OutboxMonitor:
             metrics.OUTBOX_DEPTH.labels(str(d.partition)).set(d.entries)
             metrics.OUTBOX_AGE.labels(str(d.partition)).set(d.oldest_age_seconds)
         metrics.OUTBOX_TOTAL.set(state.entries)
+        state.dead_letters = sum(d.dead_letters for d in depths)
+        metrics.DEAD_LETTERS.set(state.dead_letters)
         over = state.entries > self._bound
         now = time.monotonic()
         if over and (not state.over_bound or now - self._last_alert >= REPEAT_ALERT_SECONDS):

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import ResponseError
 
-from auction_contract.redis_layout import outbox_key
+from auction_contract.redis_layout import EVENT_FIELD as EVENT_FIELD_NAME
+from auction_contract.redis_layout import dead_letter_key, outbox_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -30,7 +31,10 @@ if TYPE_CHECKING:
 
 NEW = ">"
 OWN_PENDING = "0"
-EVENT_FIELD = b"e"
+EVENT_FIELD = EVENT_FIELD_NAME.encode()
+# Dead letters kept per partition (approximate cap): enough to inspect, bounded if a bug floods them.
+DEAD_LETTER_MAXLEN = 10_000
+DEAD_LETTER_PATTERN = dead_letter_key(0).replace("{p0}", "{p*}")
 
 # Removes consumers that have nothing pending and were idle long enough, atomically per stream: a
 # consumer read between a check and a delete could otherwise lose its pending entries with it.
@@ -61,6 +65,7 @@ class PartitionDepth:
     partition: int
     entries: int
     oldest_age_seconds: float
+    dead_letters: int = 0
 
 
 class Outbox:
@@ -69,6 +74,7 @@ class Outbox:
     def __init__(self, redis: AnyRedis, partitions: int, group: str, consumer: str, batch_size: int) -> None:
         self._redis = redis
         self._keys = [outbox_key(p) for p in range(partitions)]
+        self._dead_keys = [dead_letter_key(p) for p in range(partitions)]
         self._group = group
         self._consumer = consumer
         self._batch = batch_size
@@ -126,6 +132,25 @@ class Outbox:
                     pipe.xack(self._keys[p], self._group, *batch)
             await pipe.execute()
 
+    async def quarantine(self, bad: Iterable[tuple[Entry, str]]) -> None:
+        """Move entries that are not valid events to their partition's dead-letter stream, once.
+
+        The copy goes first and the removal after it, in one pipeline per call, so a crash in between
+        leaves the entry in both places (quarantined again later, never lost). Each dead letter keeps
+        the entry id, the raw payload and the reason, for an operator to inspect and delete.
+        """
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry, reason in bad:
+                fields: dict[bytes, bytes] = {
+                    b"entry": entry.entry_id,
+                    EVENT_FIELD: entry.payload or b"",
+                    b"reason": reason.encode(),
+                }
+                pipe.xadd(self._dead_keys[entry.partition], fields, maxlen=DEAD_LETTER_MAXLEN)  # type: ignore[arg-type]
+                pipe.xdel(self._keys[entry.partition], entry.entry_id)
+                pipe.xack(self._keys[entry.partition], self._group, entry.entry_id)
+            await pipe.execute()
+
     async def claim(self, min_idle_seconds: float) -> dict[int, int]:
         """Take over entries pending for longer than `min_idle_seconds` (their consumer died or hangs).
 
@@ -159,17 +184,18 @@ class Outbox:
     async def depth(self) -> list[PartitionDepth]:
         """Entries per partition and the age of the oldest (the ids are insertion times in ms)."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            for key in self._keys:
+            for key, dead in zip(self._keys, self._dead_keys, strict=True):
                 pipe.xlen(key)
                 pipe.xrange(key, "-", "+", count=1)
+                pipe.xlen(dead)
             replies = await pipe.execute()
         now_ms = time.time() * 1000
         depths: list[PartitionDepth] = []
         for p in range(len(self._keys)):
-            length, first = replies[2 * p], replies[2 * p + 1]
+            length, first, dead = replies[3 * p], replies[3 * p + 1], replies[3 * p + 2]
             age = 0.0
             if first:
                 first_ms = int(first[0][0].split(b"-", 1)[0])
                 age = max(0.0, (now_ms - first_ms) / 1000)
-            depths.append(PartitionDepth(p, int(length), age))
+            depths.append(PartitionDepth(p, int(length), age, int(dead)))
         return depths

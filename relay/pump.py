@@ -98,6 +98,7 @@ class OutboxPump:
     async def _relay(self, entries: dict[int, list[Entry]]) -> bool:
         """Publish one round and remove what JetStream stored; True if anything failed."""
         done: dict[int, list[bytes]] = defaultdict(list)
+        bad: list[tuple[Entry, str]] = []
         batch: list[tuple[Entry, Outgoing]] = []
         docs: list[tuple[Entry, dict[str, object]]] = []
         for entry in (e for rows in entries.values() for e in rows):
@@ -107,7 +108,7 @@ class OutboxPump:
             try:
                 doc = decode(entry.payload)
             except BadEntry as exc:
-                self._bad(entry, exc)
+                bad.append(self._bad(entry, exc))
                 continue
             docs.append((entry, doc))
         prefix = self._settings.subject_prefix
@@ -115,7 +116,14 @@ class OutboxPump:
             try:
                 batch.append((entry, outgoing(doc, prefix)))
             except BadEntry as exc:
-                self._bad(entry, exc)
+                bad.append(self._bad(entry, exc))
+        if bad:
+            try:
+                await self._outbox.quarantine(bad)
+            except RedisError as exc:
+                log.warning("quarantine_failed", error=repr(exc), entries=len(bad))
+                self._retry_pending(entries)
+                return True
         metrics.BATCH_SIZE.observe(len(batch))
         self.checkpoint("before_publish")
         stored = await self._publisher.publish([message for _, message in batch])
@@ -164,11 +172,12 @@ class OutboxPump:
         if removed:
             log.info("stale_consumers_removed", consumers=removed)
 
-    def _bad(self, entry: Entry, exc: BadEntry) -> None:
+    def _bad(self, entry: Entry, exc: BadEntry) -> tuple[Entry, str]:
+        """Count and log an entry that can never become an event; it goes to the dead letters once
+        rather than staying pending, where every claim would pick it up again, forever."""
         metrics.BAD_ENTRIES.inc()
-        log.error(
-            "bad_outbox_entry", partition=entry.partition, entry_id=entry.entry_id.decode(), error=str(exc)
-        )
+        log.error("dead_letter", partition=entry.partition, entry_id=entry.entry_id.decode(), error=str(exc))
+        return entry, str(exc)
 
     def checkpoint(self, point: str) -> None:
         """A round reached `point` ("before_publish", "after_publish"): the two moments where a crash

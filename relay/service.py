@@ -16,7 +16,7 @@ from auction_common.nats_connection import connect_nats
 from auction_common.redis_client import make_redis
 from relay.monitor import OutboxMonitor
 from relay.ops_http import OpsServer
-from relay.outbox import Outbox
+from relay.outbox import DEAD_LETTER_PATTERN, Outbox
 from relay.publisher import BatchPublisher, ensure_stream
 from relay.pump import OutboxPump
 from relay.settings import RelaySettings
@@ -114,4 +114,9 @@ class RelayService:
         if state.over_bound:
             bound = self.settings.outbox_alert_entries
             problems.append(f"outbox holds {state.entries} entries, above the bound of {bound}")
+        if state.dead_letters and self.settings.dead_letters_fail_readiness:
+            problems.append(
+                f"{state.dead_letters} outbox entries could not become events and were set aside in "
+                f"{DEAD_LETTER_PATTERN}: inspect them (XRANGE), then delete the stream to clear this"
+            )
         return problems

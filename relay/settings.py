@@ -55,6 +55,10 @@ class RelaySettings(BaseSettings):
     # Above this many entries across all partitions the relay logs an alert and /readyz fails: the
     # archive is falling behind and Redis memory is being spent on the backlog.
     outbox_alert_entries: int = Field(default=500_000, ge=1)
+    # An outbox entry that can never become an event (a bug or a foreign writer) is moved once to its
+    # partition's dead-letter stream, with a metric and an error log line; while any dead letter is
+    # left, /readyz fails too (so the alert is seen), unless this is off.
+    dead_letters_fail_readiness: bool = True
     monitor_interval_seconds: float = Field(default=1.0, gt=0)
     nats_ping_interval_seconds: float = Field(default=5.0, gt=0)
     nats_connect_timeout_seconds: float = Field(default=2.0, gt=0)
