@@ -30,6 +30,7 @@ import nats.errors
 
 from archiver.settings import ArchiverSettings
 from auction.v1 import restore_pb2, restore_pb2_grpc
+from auction_common.grpc_channels import upstream_channel
 from auction_common.nats_connection import nats_servers
 from auction_contract.wire_time import timestamp_from_datetime
 
@@ -106,9 +107,7 @@ async def rebuild(
     conn = await asyncpg.connect(settings.postgres_dsn, timeout=settings.connect_timeout_seconds)
     token = settings.bidder_admin_token.get_secret_value() if settings.bidder_admin_token else ""
     metadata = (("authorization", f"Bearer {token}"),)
-    channel = grpc.aio.insecure_channel(
-        settings.bidder_target, options=[("grpc.max_send_message_length", -1)]
-    )
+    channel = upstream_channel(settings.bidder_target, settings)
     bidder = restore_pb2_grpc.BidderAdminServiceStub(channel)
     outcomes: list[Outcome] = []
     try:

@@ -12,9 +12,12 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from auction_common.nats_connection import NatsUrls
+from auction_common.service_auth import ServiceAuth
 
 
-class ArchiverSettings(BaseSettings):
+class ArchiverSettings(BaseSettings, ServiceAuth):
+    """Every knob of the archiver and its rebuild command (`ServiceAuth`: TLS to the bidder)."""
+
     model_config = SettingsConfigDict(env_prefix="ARCHIVER_", frozen=True)
 
     postgres_dsn: str = "postgresql://auction@127.0.0.1:5432/auction"

@@ -14,6 +14,8 @@ import json
 
 import grpc
 
+from auction_common.service_auth import ServiceAuth, channel_credentials, client_interceptors
+
 _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
 CHANNEL_OPTIONS: tuple[tuple[str, str | int], ...] = (
@@ -24,6 +26,11 @@ CHANNEL_OPTIONS: tuple[tuple[str, str | int], ...] = (
 )
 
 
-def upstream_channel(target: str) -> grpc.aio.Channel:
-    """An insecure channel (the services talk inside one private network) balanced over the target."""
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+def upstream_channel(target: str, auth: ServiceAuth | None = None) -> grpc.aio.Channel:
+    """A channel balanced over the target: plain inside the private network, or TLS (mutual when so
+    configured), carrying the service token on every call when one is set (`auction_common.service_auth`)."""
+    interceptors = client_interceptors(auth)
+    credentials = channel_credentials(auth) if auth is not None else None
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
+    return grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS, interceptors=interceptors)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
@@ -23,9 +26,9 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 
-def platform_server() -> grpc.aio.Server:
+def platform_server(interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = ()) -> grpc.aio.Server:
     """A gRPC server with the platform's connection policy (`SERVER_OPTIONS`)."""
-    return grpc.aio.server(options=SERVER_OPTIONS)
+    return grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors))
 
 
 def add_health_and_reflection(server: grpc.aio.Server, *service_names: str) -> health_aio.HealthServicer:

@@ -7,12 +7,12 @@ default deployment exposes no way to write state around the bid rules.
 
 from __future__ import annotations
 
-import hmac
 from typing import TYPE_CHECKING
 
 import structlog
 
 from auction.v1 import restore_pb2, restore_pb2_grpc
+from auction_common.service_auth import token_matches
 from core_bidder.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from core_bidder.restore import archived_bids, archived_item, restore_item
 from core_bidder.status import abort
@@ -35,11 +35,7 @@ def check_admin(metadata: object, token: str | None) -> None:
     """Raise unless the call's metadata carries `authorization: Bearer <token>`."""
     if not token:
         raise PermissionDenied("admin calls are off: the bidder has no BIDDER_ADMIN_TOKEN")
-    presented = ""
-    for key, value in metadata or ():  # type: ignore[attr-defined]
-        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
-            presented = value.removeprefix("Bearer ")
-    if not hmac.compare_digest(presented.encode(), token.encode()):
+    if not token_matches(metadata, token, "authorization", "Bearer "):
         raise Unauthenticated("an admin call needs `authorization: Bearer <BIDDER_ADMIN_TOKEN>`")
 
 

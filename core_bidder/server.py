@@ -8,6 +8,7 @@ from auction.v1 import bidder_pb2, bidder_pb2_grpc, restore_pb2, restore_pb2_grp
 from auction_common.grpc_serving import add_health_and_reflection, platform_server
 from auction_common.health_follow import HealthFollower, grpc_health_report
 from auction_common.redis_client import AnyRedis, close_redis, make_redis
+from auction_common.service_auth import ServiceTokenInterceptor, add_port
 from core_bidder.admin import BidderAdminServicer
 from core_bidder.servicer import BidderServicer
 from core_bidder.settings import BidderSettings
@@ -34,7 +35,9 @@ class BidderServer:
             settings.redis_url, cluster=settings.redis_cluster, max_connections=settings.redis_max_connections
         )
         self.store = ItemStore(self.redis, settings, make_writer(self.redis, settings))
-        self.server = platform_server()
+        token = settings.token
+        # Only the platform's services may bid, create or read through the bidder when a token is set.
+        self.server = platform_server([ServiceTokenInterceptor(token, (SERVICE_NAME,))] if token else [])
         self.health = add_health_and_reflection(self.server, SERVICE_NAME, ADMIN_SERVICE_NAME)
         self.port = 0
         self._follower = HealthFollower(
@@ -48,7 +51,7 @@ class BidderServer:
         restore_pb2_grpc.add_BidderAdminServiceServicer_to_server(
             BidderAdminServicer(self.redis, self.settings), self.server
         )
-        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        self.port = add_port(self.server, f"{self.settings.host}:{self.settings.port}", self.settings)
         await self._follower.once()
         await self.server.start()
         self._follower.start()

@@ -7,8 +7,12 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from auction_common.service_auth import ServiceAuth
 
-class BidderSettings(BaseSettings):
+
+class BidderSettings(BaseSettings, ServiceAuth):
+    """Every knob of the bidder; who may call it is `ServiceAuth` (`AUCTION_SERVICE_TOKEN`, TLS)."""
+
     model_config = SettingsConfigDict(env_prefix="BIDDER_", frozen=True)
 
     # With `redis_cluster`, any one node of the cluster (the client discovers the rest); database 0.

@@ -40,7 +40,9 @@ class FanoutServer:
         self.redis: AnyRedis = make_redis(settings.redis_url, cluster=settings.redis_cluster)
         self.history = History(self.redis, settings.partitions, settings.history_page)
         self.subscriber = subscriber_for(self.redis, sharded=settings.sharded_pubsub, metrics=self.metrics)
-        self.snapshots = SnapshotSource(settings.bidder_target, settings.grpc_timeout_seconds, self.metrics)
+        self.snapshots = SnapshotSource(
+            settings.bidder_target, settings.grpc_timeout_seconds, self.metrics, auth=settings
+        )
         self.feeds = FeedRegistry(
             settings, self.subscriber, self.history, broadcaster(settings.broadcast), self.metrics
         )

@@ -11,11 +11,14 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from auction_common.service_auth import ServiceAuth
+
 ANY_ORIGIN = "*"
 
 
-class FanoutSettings(BaseSettings):
-    """Every knob of the fan-out service; the defaults suit one process on a laptop."""
+class FanoutSettings(BaseSettings, ServiceAuth):
+    """Every knob of the fan-out service; the defaults suit one process on a laptop. How it calls the
+    bidder (service token, TLS) is `ServiceAuth`."""
 
     model_config = SettingsConfigDict(env_prefix="FANOUT_", frozen=True, extra="ignore")
 

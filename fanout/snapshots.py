@@ -22,6 +22,7 @@ from fanout.errors import ItemNotFound, UpstreamUnavailable
 from fanout.frames import snapshot_frame
 
 if TYPE_CHECKING:
+    from auction_common.service_auth import ServiceAuth
     from fanout.metrics import FanoutMetrics
 
 
@@ -33,8 +34,10 @@ class Snapshot(NamedTuple):
 class SnapshotSource:
     """`get(item_id)`: the item's snapshot frame, coalescing concurrent requests per item."""
 
-    def __init__(self, target: str, timeout: float, metrics: FanoutMetrics) -> None:
-        self._channel = upstream_channel(target)
+    def __init__(
+        self, target: str, timeout: float, metrics: FanoutMetrics, *, auth: ServiceAuth | None = None
+    ) -> None:
+        self._channel = upstream_channel(target, auth)
         self._stub = bidder_pb2_grpc.BidderServiceStub(self._channel)
         self._timeout = timeout
         self._metrics = metrics
