@@ -1,13 +1,17 @@
 """`create_app(settings)`: the FastAPI application, its lifespan-owned gRPC channels, and its layers.
 
 Request path, outermost first: Starlette's server-error guard (never reached: see `metrics.py`),
-`MetricsMiddleware`, `BodyLimitMiddleware`, Starlette's exception middleware (problem handlers),
-the router. FastAPI's native OpenTelemetry instrumentation is switched off: with no provider configured
-it only costs provider lookups per request, and the gateway exports Prometheus metrics instead.
+`HttpSemanticsMiddleware` (HEAD as GET, the security headers of every answer), `MetricsMiddleware`,
+`BodyLimitMiddleware`, Starlette's exception middleware (problem handlers), the router. The request head
+is bounded before any of this, by the HTTP server's protocol (`http_protocol`). FastAPI's native
+OpenTelemetry instrumentation is switched off: with no provider configured it only costs provider
+lookups per request, and the gateway exports Prometheus metrics instead.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -15,9 +19,10 @@ from fastapi import FastAPI
 
 from auction_common.grpc_channels import upstream_channel
 from edge_gateway import routes_items, routes_ops
-from edge_gateway.auth import TokenVerifier
+from edge_gateway.auth import verifier_from_settings
 from edge_gateway.body_limit import BodyLimitMiddleware
 from edge_gateway.clients import BidderClient, HistoryClient
+from edge_gateway.http_semantics import HttpSemanticsMiddleware
 from edge_gateway.metrics import EdgeMetrics, MetricsMiddleware
 from edge_gateway.openapi import install_openapi
 from edge_gateway.problems import install_problem_handlers
@@ -33,20 +38,31 @@ if TYPE_CHECKING:
 DESCRIPTION = """\
 REST front of the auction platform; it translates each call to the bidder's gRPC API.
 
-Money is an integer count of minor units of the item's `currency`. Errors are
-`application/problem+json` (RFC 9457) with a stable `type` slug. Bidding needs a `bidder` or `admin`
-bearer token, creating items an `admin` one; reading needs none.
+Money is an integer count of minor units of the item's `currency`, written as a JSON integer literal:
+`100.0` or `1e2` is refused (422). Errors are `application/problem+json` (RFC 9457) with a stable `type`
+slug. Bidding needs a `bidder` or `admin` bearer token, creating items an `admin` one; reading needs
+none. Reads and failed authentications are rate-limited per client address, writes per bidder (429
+with `Retry-After`). Before any route, the server answers a request head over its size limit with 431
+(414 for the target alone), one not received in time with 408, a malformed request with 400 and an
+unknown method with 501, each as a problem, and closes the connection.
 """
 
 
 def create_app(settings: EdgeSettings) -> FastAPI:
     """Build the gateway; channels open when the lifespan starts and close when it ends."""
     metrics = EdgeMetrics()
+    verifier = verifier_from_settings(settings)
     state = EdgeState(
         settings=settings,
-        verifier=TokenVerifier(settings.secret),
+        verifier=verifier,
         limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         metrics=metrics,
+        read_limiter=_client_limiter(
+            settings.read_rate_limit_per_second, settings.read_rate_limit_burst, settings
+        ),
+        auth_failures=_client_limiter(
+            settings.auth_failure_rate_limit_per_second, settings.auth_failure_rate_limit_burst, settings
+        ),
     )
 
     @asynccontextmanager
@@ -64,11 +80,18 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         state.bidder = bidder
         if history_channel is not None:
             state.history = HistoryClient(history_channel, settings.grpc_timeout_seconds, metrics)
+        refresher = None
+        if settings.jwt_jwks_url is not None:
+            refresher = asyncio.create_task(verifier.refresh_keys_every(settings.jwt_jwks_refresh_seconds))
         try:
             yield
         finally:
             state.bidder = None
             state.history = None
+            if refresher is not None:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
             await bidder.drain()
             await bidder_channel.close(grace=None)
             if history_channel is not None:
@@ -87,8 +110,16 @@ def create_app(settings: EdgeSettings) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(routes_items.router)
     app.include_router(routes_ops.router)
-    # Added last = outermost: metrics see the body limit's 413s too.
+    # Added last = outermost: metrics see the body limit's 413s too, and every answer gets the headers.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(HttpSemanticsMiddleware)
     install_openapi(app)
     return app
+
+
+def _client_limiter(rate: float, burst: int, settings: EdgeSettings) -> RateLimiter | None:
+    """A per-address limiter, or None when its rate is 0 (switched off)."""
+    if rate == 0:
+        return None
+    return RateLimiter(rate, burst, max_buckets=settings.rate_limit_max_clients)

@@ -1,4 +1,4 @@
-"""Typed dependencies handing the lifespan's gRPC clients to routes.
+"""Typed dependencies handing the lifespan's gRPC clients to routes, and the read limit per client address.
 
 No `from __future__ import annotations` here or in the route modules: FastAPI reads these annotations
 at runtime.
@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from edge_gateway.clients import BidderClient, HistoryClient
 from edge_gateway.problems import unavailable
+from edge_gateway.ratelimit import client_key
 from edge_gateway.state import edge_state
 
 
@@ -30,5 +31,14 @@ async def history_client(request: Request) -> HistoryClient:
     return client
 
 
+async def read_limit(request: Request) -> None:
+    """429 when the caller's address has spent its read budget (reads carry no token to limit by)."""
+    limiter = edge_state(request).read_limiter
+    if limiter is not None:
+        limiter.check(client_key(request.scope), "too many reads from this address")
+
+
 Bidder = Annotated[BidderClient, Depends(bidder_client)]
 History = Annotated[HistoryClient, Depends(history_client)]
+ReadLimit = Annotated[None, Depends(read_limit)]
+"""Declared first on a read route (dependencies run in declaration order), before its client."""

@@ -1,10 +1,16 @@
 """Process entry point: settings from the environment, logging, then uvicorn.
 
-uvicorn runs with uvloop and httptools, no access log (it costs throughput on the bid path; metrics
-count every request instead), no proxy-header rewriting and no `server` header. SIGTERM and SIGINT
-trigger uvicorn's graceful shutdown: stop accepting, finish in-flight requests for up to
-`EDGE_SHUTDOWN_GRACE_SECONDS`, then run the lifespan's shutdown, which closes the gRPC channels.
-With `EDGE_WORKERS` > 1 uvicorn spawns worker processes that each build the app from the environment.
+uvicorn runs with uvloop and httptools, through `http_protocol.EdgeHttpProtocol`, which bounds the
+request head (`EDGE_MAX_HEADER_BYTES`, `EDGE_HEADER_TIMEOUT_SECONDS`: uvicorn bounds neither under
+httptools), no access log (it costs throughput on the bid path; metrics count every request instead),
+no proxy-header rewriting (unless `EDGE_FORWARDED_ALLOW_IPS` names the proxies in front, such as a load
+balancer, whose `X-Forwarded-For` then gives the client address the per-address limits key on) and no
+`server` header. SIGTERM and SIGINT trigger uvicorn's graceful shutdown: stop accepting, finish
+in-flight requests for up to `EDGE_SHUTDOWN_GRACE_SECONDS`, then run the lifespan's shutdown, which
+closes the gRPC channels.
+With `EDGE_WORKERS` > 1 uvicorn's supervisor spawns worker processes that each build the app from the
+environment; `main` starts it itself rather than through `uvicorn.run`, which would build a plain
+`uvicorn.Config` without the head timeout.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from auction_common.config import load_settings
 from edge_gateway.app import create_app
+from edge_gateway.http_protocol import EdgeHttpProtocol, EdgeServerConfig
 from edge_gateway.logs import configure_logging
 from edge_gateway.settings import EdgeSettings, secret_problems
 
@@ -36,16 +44,24 @@ def server_options(settings: EdgeSettings) -> dict[str, Any]:
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": EdgeHttpProtocol,
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
         "ws": "none",
         "lifespan": "on",
         "access_log": False,
-        "proxy_headers": False,
+        "proxy_headers": bool(settings.forwarded_allow_ips),
+        "forwarded_allow_ips": settings.forwarded_allow_ips or None,
         "server_header": False,
         "log_config": None,
         "log_level": settings.log_level,
         "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
     }
+
+
+def server_config(app: Any, settings: EdgeSettings, **overrides: Any) -> EdgeServerConfig:
+    """The uvicorn configuration for `app` (an app, or an import string with `factory=True`)."""
+    options = {**server_options(settings), **overrides}
+    return EdgeServerConfig(app, header_timeout_seconds=settings.header_timeout_seconds, **options)
 
 
 def main() -> int:
@@ -55,9 +71,8 @@ def main() -> int:
         return 2
     configure_logging(settings.log_level, json=settings.environment == "production")
     log = structlog.get_logger("edge_gateway")
-    for problem in secret_problems(settings.secret):
+    for problem in secret_problems(settings.secret) if settings.jwt_algorithm == "HS256" else ():
         log.warning("weak jwt secret (refused in production)", problem=problem)
-    common = server_options(settings)
     log.info(
         "starting edge gateway",
         host=settings.host,
@@ -68,7 +83,10 @@ def main() -> int:
         environment=settings.environment,
     )
     if settings.workers > 1:
-        uvicorn.run("edge_gateway.main:app_from_env", factory=True, workers=settings.workers, **common)
+        config = server_config(
+            "edge_gateway.main:app_from_env", settings, factory=True, workers=settings.workers
+        )
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
-        uvicorn.Server(uvicorn.Config(create_app(settings), **common)).run()
+        uvicorn.Server(server_config(create_app(settings), settings)).run()
     return 0

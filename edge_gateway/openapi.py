@@ -68,7 +68,8 @@ _PROBLEMS: dict[int, tuple[str, list[tuple[str, str, dict[str, Any]]]]] = {
         ],
     ),
     429: (
-        "Too many requests from this bidder; see `Retry-After`.",
+        "Too many requests: per bidder on writes, per client address on reads and on failed "
+        "authentications; see `Retry-After`.",
         [("rate-limited", "too many requests; retry in 1 s", {})],
     ),
     503: (

@@ -3,14 +3,19 @@
 The gateway's exception tree (everything else a caller can trigger is translated into it):
 
     ProblemError                 carries status, type slug, detail, headers, extension members
-    ├── raised by auth.py        401 unauthorized, 403 forbidden, 429 rate-limited
+    ├── raised by auth.py        401 unauthorized, 403 forbidden, 429 rate-limited, 503 unavailable (keys)
+    ├── raised by deps.py        429 rate-limited (reads per client address)
     ├── raised by body.py        415 unsupported-media-type, 422 validation-error
     ├── raised by body_limit.py  413 payload-too-large (chunked bodies, while streaming)
+    ├── built by http_protocol   400 bad-request, 408 request-timeout, 414 uri-too-long,
+    │                            431 header-fields-too-large, 501 not-implemented (before any ASGI)
     └── raised by grpc_errors.py the bidder's / archiver's gRPC statuses
 
 FastAPI's `RequestValidationError` and Starlette's `HTTPException` (unknown route, wrong method) are
-rendered here too, and `internal_error_response` is the last resort for unexpected exceptions.
-`type` is a stable slug (`bid-too-low`), a relative URI reference as RFC 9457 allows.
+rendered here too, and `internal_error_response` is the last resort for unexpected exceptions. A 405
+lists in `Allow` every method the path supports (not only those of the first route that matched it),
+and an OPTIONS request for a known path, which no route declares, is answered here with 204 and the
+same `Allow`. `type` is a stable slug (`bid-too-low`), a relative URI reference as RFC 9457 allows.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import orjson
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+
+from edge_gateway.http_semantics import allowed_methods
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -52,6 +59,11 @@ TITLES: dict[str, str] = {
     "upstream-error": "Upstream service error",
     "internal-error": "Internal error",
     "http-error": "HTTP error",
+    "bad-request": "Malformed HTTP request",
+    "request-timeout": "Request not received in time",
+    "uri-too-long": "Request target too long",
+    "header-fields-too-large": "Request header fields too large",
+    "not-implemented": "Method not implemented",
 }
 
 
@@ -133,11 +145,12 @@ def item_not_found(item_id: str) -> ProblemError:
     return ProblemError(404, "item-not-found", f"no item with id {shown!r}")
 
 
-def rate_limited(retry_after: int) -> ProblemError:
+def rate_limited(retry_after: int, detail: str | None = None) -> ProblemError:
+    """429 with `Retry-After`; `detail` says which limit when it is not the generic one."""
     return ProblemError(
         429,
         "rate-limited",
-        f"too many requests; retry in {retry_after} s",
+        f"{detail or 'too many requests'}; retry in {retry_after} s",
         headers={"Retry-After": str(retry_after)},
     )
 
@@ -184,8 +197,14 @@ async def _validation_handler(request: Request, exc: Exception) -> Response:
 
 async def _http_exception_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    headers = exc.headers
+    if exc.status_code == 405:
+        allow = ", ".join(allowed_methods(request.app.router.routes, request.scope))
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={"Allow": allow})
+        headers = {**(headers or {}), "Allow": allow}
     slug, detail = _HTTP_SLUGS.get(exc.status_code, ("http-error", str(exc.detail)[:MAX_MESSAGE_CHARS]))
-    problem = ProblemError(exc.status_code, slug, detail, headers=exc.headers)
+    problem = ProblemError(exc.status_code, slug, detail, headers=headers)
     return problem.response(request.scope["path"])
 
 

@@ -1,18 +1,30 @@
-"""An in-process token bucket per bidder (`sub`): a safety valve against one runaway client.
+"""In-process token buckets: per bidder (`sub`) on writes, per client address on reads and failed logins.
 
-It is per gateway process on purpose: a shared limiter (Redis) would put a network round trip on every
-bid, and the bidder is the one place where fairness between bidders is decided. Memory is bounded:
-when the table grows past `max_buckets`, buckets that have refilled completely (idle long enough to be
-indistinguishable from new ones) are dropped, and if that is not enough the oldest half goes.
+They are per gateway process on purpose: a shared limiter (Redis) would put a network round trip on every
+bid, and the bidder is the one place where fairness between bidders is decided. The per-address buckets
+(`client_key`) are a safety valve against one flooding or token-guessing host; IPv6 clients are keyed
+by their /64, which one host (or one customer of a provider) normally holds whole, so rotating addresses
+inside it does not buy fresh buckets.
+
+Memory is bounded: when the table reaches `max_buckets`, buckets that have refilled completely (idle
+long enough to be indistinguishable from new ones) are dropped, and when that frees less than a quarter
+of the table the oldest-inserted go until half is free. Either way the next eviction is at least a
+quarter of `max_buckets` inserts away, so its scan costs O(1) per insert even under a flood of new keys.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections.abc import Callable
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from edge_gateway.problems import rate_limited
+
+if TYPE_CHECKING:
+    from starlette.types import Scope
 
 
 class _Bucket:
@@ -24,7 +36,7 @@ class _Bucket:
 
 
 class RateLimiter:
-    """Token buckets keyed by bidder: `rate` tokens per second, at most `burst` saved up."""
+    """Token buckets keyed by a string: `rate` tokens per second, at most `burst` saved up."""
 
     def __init__(
         self,
@@ -59,11 +71,11 @@ class RateLimiter:
         bucket.tokens = tokens
         return max(1, math.ceil((1.0 - tokens) / self._rate))
 
-    def check(self, key: str) -> None:
+    def check(self, key: str, detail: str | None = None) -> None:
         """`acquire`, raising the 429 problem (with `Retry-After`) when the bucket is empty."""
         wait = self.acquire(key)
         if wait:
-            raise rate_limited(wait)
+            raise rate_limited(wait, detail)
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -73,7 +85,27 @@ class RateLimiter:
         idle = [k for k, b in self._buckets.items() if now - b.stamp >= refill_seconds]
         for key in idle:
             del self._buckets[key]
-        if len(self._buckets) >= self._max_buckets:
-            # Everyone is active: drop the oldest-inserted half rather than grow without bound.
-            for key in list(self._buckets)[: len(self._buckets) // 2]:
+        if len(self._buckets) > self._max_buckets * 3 // 4:
+            # Mostly active: drop the oldest-inserted rather than grow or rescan on every insert.
+            excess = len(self._buckets) - self._max_buckets // 2
+            for key in list(self._buckets)[:excess]:
                 del self._buckets[key]
+
+
+def client_key(scope: Scope) -> str:
+    """The rate-limit key of the connection's peer: its IPv4 address, or its IPv6 /64."""
+    client = scope.get("client")
+    host: str = client[0] if client else ""
+    return _ipv6_prefix(host) if ":" in host else host
+
+
+@lru_cache(maxsize=4096)
+def _ipv6_prefix(host: str) -> str:
+    """The /64 of an IPv6 peer; an IPv4-mapped one (dual-stack socket) is keyed as its IPv4 address."""
+    try:
+        address = ipaddress.IPv6Address(host)
+    except ValueError:
+        return host
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))

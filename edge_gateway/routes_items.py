@@ -1,4 +1,5 @@
-"""The REST API of the contract: items, bids and bid history, each a thin call to one gRPC method.
+"""The REST API (its OpenAPI document at /openapi.json): items, bids and bid history, each a thin call
+to one gRPC method.
 
 The bid route is the hot path of a bidding war; it does only what the answer needs: a regex on the
 id, a cached token check, one `model_validate_json`, one gRPC call and one `orjson.dumps`. Routes
@@ -24,7 +25,7 @@ from edge_gateway.convert import (
     item_json,
     item_list_json,
 )
-from edge_gateway.deps import Bidder, History
+from edge_gateway.deps import Bidder, History, ReadLimit
 from edge_gateway.lean_route import LeanRoute
 from edge_gateway.openapi import json_body, problem_responses
 from edge_gateway.problems import item_not_found
@@ -41,6 +42,8 @@ from edge_gateway.schemas import (
 )
 
 router = APIRouter(tags=["items"], route_class=LeanRoute)
+
+INT64_MAX = 2**63 - 1
 
 ItemId = Annotated[str, Path(description="Opaque, URL-safe, 1..64 of `[A-Za-z0-9_-]`.", examples=["lot-42"])]
 IdempotencyKey = Annotated[
@@ -83,9 +86,9 @@ async def place_bid(
     "/items/{item_id}",
     response_model=Item,
     summary="Get an item",
-    responses=problem_responses(404, 503),
+    responses=problem_responses(404, 429, 503),
 )
-async def get_item(item_id: ItemId, bidder: Bidder) -> Response:
+async def get_item(item_id: ItemId, _read_limit: ReadLimit, bidder: Bidder) -> Response:
     if not is_item_id(item_id):
         raise item_not_found(item_id)
     return json_response(item_json(await bidder.get_item(item_id)))
@@ -95,9 +98,10 @@ async def get_item(item_id: ItemId, bidder: Bidder) -> Response:
     "/items",
     response_model=ItemList,
     summary="List items",
-    responses=problem_responses(422, 503, exclude=("idempotency-key-reused",)),
+    responses=problem_responses(422, 429, 503, exclude=("idempotency-key-reused",)),
 )
 async def list_items(
+    _read_limit: ReadLimit,
     bidder: Bidder,
     status: Annotated[
         Literal["scheduled", "open", "closed"] | None, Query(description="Only items in this state.")
@@ -130,14 +134,20 @@ async def create_item(request: Request, principal: AdminPrincipal, bidder: Bidde
     "/items/{item_id}/bids",
     response_model=BidsPage,
     summary="Bid history, newest first (from the archive)",
-    responses=problem_responses(404, 422, 503, exclude=("idempotency-key-reused",)),
+    responses=problem_responses(404, 422, 429, 503, exclude=("idempotency-key-reused",)),
 )
 async def list_bids(
     item_id: ItemId,
+    _read_limit: ReadLimit,
     history: History,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size.")] = 50,
     before_seq: Annotated[
-        int | None, Query(ge=1, description="Only bids with a smaller seq (`next_before_seq`).")
+        int | None,
+        Query(
+            ge=1,
+            le=INT64_MAX,
+            description="Only bids with a smaller seq (`next_before_seq`); 1..2**63-1 (int64).",
+        ),
     ] = None,
 ) -> Response:
     if not is_item_id(item_id):

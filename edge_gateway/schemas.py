@@ -2,8 +2,12 @@
 
 Request models are strict: money is an integer (no floats, numeric strings or booleans) within
 0..2**53, the largest integer every JSON implementation represents exactly, and unknown members are
-errors, so a body can never name the bidder. Answer models only document; routes render answers
-with `convert` and orjson, which is several times cheaper than validating outgoing data.
+errors, so a body can never name the bidder. "Integer" means a JSON integer literal: `100.0` and `1e2`
+are refused with 422 although JSON Schema's `integer` admits them, because money is never written as a
+float anywhere on the platform (a client producing `100.0` has a float somewhere). JSON Schema cannot
+say this, so each such member's description and `x-integer-literal: true` do. Answer models only
+document; routes render answers with `convert` and orjson, which is several times cheaper than
+validating outgoing data.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ ITEM_EXAMPLE: dict[str, Any] = {
 }
 
 
+_LITERAL = " A JSON integer literal: a fraction or exponent (`100.0`, `1e2`) is refused with 422."
+_STRICT_INT: dict[str, Any] = {"x-integer-literal": True}
+
 BID_REQUEST_EXAMPLE: dict[str, Any] = {"amount": 155000}
 CREATE_ITEM_EXAMPLE: dict[str, Any] = {
     "title": "Ming vase",
@@ -53,7 +60,13 @@ class BidRequest(BaseModel):
     )
 
     amount: Annotated[
-        int, Field(ge=1, le=MAX_AMOUNT, description="Minor units of the item's currency (cents).")
+        int,
+        Field(
+            ge=1,
+            le=MAX_AMOUNT,
+            description="Minor units of the item's currency (cents)." + _LITERAL,
+            json_schema_extra=_STRICT_INT,
+        ),
     ]
 
 
@@ -67,8 +80,12 @@ class CreateItemRequest(BaseModel):
     title: Annotated[str, Field(min_length=1, max_length=MAX_TITLE, pattern=r"\S")]
     description: Annotated[str, Field(max_length=MAX_DESCRIPTION)] = ""
     currency: Annotated[str, Field(pattern=CURRENCY_PATTERN.pattern, description="ISO 4217 code.")]
-    starting_price: Annotated[int, Field(ge=0, le=MAX_AMOUNT, description="Minor units.")]
-    min_increment: Annotated[int, Field(ge=1, le=MAX_AMOUNT, description="Minor units.")]
+    starting_price: Annotated[
+        int, Field(ge=0, le=MAX_AMOUNT, description="Minor units." + _LITERAL, json_schema_extra=_STRICT_INT)
+    ]
+    min_increment: Annotated[
+        int, Field(ge=1, le=MAX_AMOUNT, description="Minor units." + _LITERAL, json_schema_extra=_STRICT_INT)
+    ]
     starts_at: Annotated[
         AwareDatetime | None, Field(description="RFC 3339; omitted: the auction opens at once.")
     ] = None

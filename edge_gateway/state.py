@@ -25,6 +25,9 @@ class EdgeState:
     verifier: TokenVerifier
     limiter: RateLimiter
     metrics: EdgeMetrics
+    # Per client address; None when switched off (rate 0 in the settings).
+    read_limiter: RateLimiter | None = None
+    auth_failures: RateLimiter | None = None
     # Set while the lifespan runs; None before startup and after shutdown.
     bidder: BidderClient | None = None
     # None also when no history target is configured.
