@@ -25,6 +25,7 @@ from auction.v1 import history_pb2, history_pb2_grpc
 from auction_common.grpc_serving import add_health_and_reflection, platform_server
 from auction_common.health_follow import HealthFollower, grpc_health_report
 from auction_common.nats_connection import connect_nats
+from auction_common.service_auth import add_port
 
 log = structlog.get_logger(__name__)
 SERVICE_NAME = history_pb2.DESCRIPTOR.services_by_name["HistoryService"].full_name
@@ -60,7 +61,7 @@ class ArchiverServer:
         await self.reader.open()
         await self._migrate()
         history_pb2_grpc.add_HistoryServiceServicer_to_server(HistoryServicer(self.reader), self.server)
-        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        self.port = add_port(self.server, f"{self.settings.host}:{self.settings.port}", self.settings)
         await self._follower.once()
         await self.server.start()
         self._follower.start()

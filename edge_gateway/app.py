@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 DESCRIPTION = """\
 REST front of the auction platform; it translates each call to the bidder's gRPC API.
 
-Money is an integer count of minor units of the item's `currency`, written as a JSON integer literal:
-`100.0` or `1e2` is refused (422). Errors are `application/problem+json` (RFC 9457) with a stable `type`
+Money is an integer count of minor units of the item's `currency`, at most 10^15: any JSON number with
+no fractional part (`100`, `100.0`, `1e2`); a fraction such as `100.5` is refused (422). Answers always
+carry plain integers. Errors are `application/problem+json` (RFC 9457) with a stable `type`
 slug. Bidding needs a `bidder` or `admin` bearer token, creating items an `admin` one; reading needs
 none. Reads and failed authentications are rate-limited per client address, writes per bidder (429
 with `Retry-After`). Before any route, the server answers a request head over its size limit with 431
@@ -68,8 +69,10 @@ def create_app(settings: EdgeSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One channel per upstream: HTTP/2 multiplexes every concurrent call over it.
-        bidder_channel = upstream_channel(settings.bidder_target)
-        history_channel = upstream_channel(settings.history_target) if settings.history_target else None
+        bidder_channel = upstream_channel(settings.bidder_target, settings)
+        history_channel = (
+            upstream_channel(settings.history_target, settings) if settings.history_target else None
+        )
         bidder = BidderClient(
             bidder_channel,
             settings.grpc_timeout_seconds,

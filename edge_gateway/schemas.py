@@ -1,13 +1,12 @@
 """The JSON shapes of the REST API as pydantic models: request bodies (validated) and answers (documented).
 
-Request models are strict: money is an integer (no floats, numeric strings or booleans) within
-0..2**53, the largest integer every JSON implementation represents exactly, and unknown members are
-errors, so a body can never name the bidder. "Integer" means a JSON integer literal: `100.0` and `1e2`
-are refused with 422 although JSON Schema's `integer` admits them, because money is never written as a
-float anywhere on the platform (a client producing `100.0` has a float somewhere). JSON Schema cannot
-say this, so each such member's description and `x-integer-literal: true` do. Answer models only
-document; routes render answers with `convert` and orjson, which is several times cheaper than
-validating outgoing data.
+Request models are strict: money is an integer (no numeric strings, booleans or fractions) within
+0..10^15 (`auction_contract.rules.MAX_AMOUNT`), and unknown members are errors, so a body can never name
+the bidder. "Integer" is JSON Schema's (2020-12, which OpenAPI 3.1 uses): any number with a zero
+fractional part, so `100.0` and `1e2` are the integer 100, as the published document promises. Below the
+bound every such number is exact in a double, so nothing is rounded; answers always carry plain
+integers. Answer models only document; routes render answers with `convert` and orjson, which is several
+times cheaper than validating outgoing data.
 """
 
 from __future__ import annotations
@@ -15,9 +14,31 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
-from auction_contract.rules import CURRENCY_PATTERN, MAX_AMOUNT, MAX_DESCRIPTION, MAX_TITLE
+from auction_contract.rules import (
+    CURRENCY_PATTERN,
+    MAX_AMOUNT,
+    MAX_DESCRIPTION,
+    MAX_TITLE,
+    TIME_WINDOW_TEXT,
+    time_in_window,
+)
+from auction_contract.wire_time import datetime_ms
+
+# The contract's text rule (`auction_contract.rules.safe_text`) as JSON Schema patterns, so the document
+# says it: no control characters; a title is one line with something other than spaces in it.
+_CONTROL = "\\x00-\\x1f\\x7f-\\x9f"
+TITLE_PATTERN = f"^[^{_CONTROL}]*[^\\s{_CONTROL}][^{_CONTROL}]*$"
+DESCRIPTION_PATTERN = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
 
 ITEM_EXAMPLE: dict[str, Any] = {
     "id": "lot-42",
@@ -37,8 +58,17 @@ ITEM_EXAMPLE: dict[str, Any] = {
 }
 
 
-_LITERAL = " A JSON integer literal: a fraction or exponent (`100.0`, `1e2`) is refused with 422."
-_STRICT_INT: dict[str, Any] = {"x-integer-literal": True}
+_INTEGRAL = " Any JSON number with no fractional part (`100`, `100.0`, `1e2`); `100.5` is refused with 422."
+
+
+def _integral(value: object) -> object:
+    """An integral float (`100.0`, `1e2`) as the int it is; anything else unchanged for strict checks."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return value
+
+
+_AS_INT = BeforeValidator(_integral)  # after the bounds in `Annotated`, so they stay int constraints
 
 BID_REQUEST_EXAMPLE: dict[str, Any] = {"amount": 155000}
 CREATE_ITEM_EXAMPLE: dict[str, Any] = {
@@ -61,12 +91,8 @@ class BidRequest(BaseModel):
 
     amount: Annotated[
         int,
-        Field(
-            ge=1,
-            le=MAX_AMOUNT,
-            description="Minor units of the item's currency (cents)." + _LITERAL,
-            json_schema_extra=_STRICT_INT,
-        ),
+        Field(ge=1, le=MAX_AMOUNT, description="Minor units of the item's currency (cents)." + _INTEGRAL),
+        _AS_INT,
     ]
 
 
@@ -77,19 +103,29 @@ class CreateItemRequest(BaseModel):
         extra="forbid", strict=True, frozen=True, json_schema_extra={"examples": [CREATE_ITEM_EXAMPLE]}
     )
 
-    title: Annotated[str, Field(min_length=1, max_length=MAX_TITLE, pattern=r"\S")]
-    description: Annotated[str, Field(max_length=MAX_DESCRIPTION)] = ""
+    title: Annotated[str, Field(min_length=1, max_length=MAX_TITLE, pattern=TITLE_PATTERN)]
+    description: Annotated[str, Field(max_length=MAX_DESCRIPTION, pattern=DESCRIPTION_PATTERN)] = ""
     currency: Annotated[str, Field(pattern=CURRENCY_PATTERN.pattern, description="ISO 4217 code.")]
     starting_price: Annotated[
-        int, Field(ge=0, le=MAX_AMOUNT, description="Minor units." + _LITERAL, json_schema_extra=_STRICT_INT)
+        int, Field(ge=0, le=MAX_AMOUNT, description="Minor units." + _INTEGRAL), _AS_INT
     ]
-    min_increment: Annotated[
-        int, Field(ge=1, le=MAX_AMOUNT, description="Minor units." + _LITERAL, json_schema_extra=_STRICT_INT)
-    ]
+    min_increment: Annotated[int, Field(ge=1, le=MAX_AMOUNT, description="Minor units." + _INTEGRAL), _AS_INT]
     starts_at: Annotated[
-        AwareDatetime | None, Field(description="RFC 3339; omitted: the auction opens at once.")
+        AwareDatetime | None,
+        Field(description=f"RFC 3339, {TIME_WINDOW_TEXT}; omitted: the auction opens at once."),
     ] = None
-    ends_at: Annotated[AwareDatetime, Field(description="RFC 3339; after `starts_at` and in the future.")]
+    ends_at: Annotated[
+        AwareDatetime,
+        Field(description=f"RFC 3339, {TIME_WINDOW_TEXT}; after `starts_at` and in the future."),
+    ]
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _in_window(cls, moment: datetime | None, info: ValidationInfo) -> datetime | None:
+        """Times every reader of the platform (the archive, the relay, JavaScript) can handle."""
+        if moment is not None and not time_in_window(datetime_ms(moment)):
+            raise ValueError(f"{info.field_name} must be {TIME_WINDOW_TEXT}")
+        return moment
 
     @field_validator("ends_at")
     @classmethod

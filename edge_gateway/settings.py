@@ -17,6 +17,7 @@ from typing import Literal, Self
 from pydantic import Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from auction_common.service_auth import ServiceAuth
 from edge_gateway import jwt_keys
 
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (32 bytes);
@@ -42,8 +43,9 @@ class KeyConfigError(ValueError):
     """The token verification keys are misconfigured; the gateway must not start with them."""
 
 
-class EdgeSettings(BaseSettings):
-    """Every knob of the gateway; see the module docstring for the secret's rules."""
+class EdgeSettings(BaseSettings, ServiceAuth):
+    """Every knob of the gateway; see the module docstring for the secret's rules. How it calls the
+    bidder and the archiver (service token, TLS) is `ServiceAuth`."""
 
     model_config = SettingsConfigDict(env_prefix="EDGE_", frozen=True, extra="ignore")
 

@@ -22,7 +22,7 @@ NEW_ITEM = {
     "currency": "EUR",
     "starting_price": 100,
     "min_increment": 10,
-    "ends_at": "2999-01-01T00:00:00Z",
+    "ends_at": "2099-01-01T00:00:00Z",
 }
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from auction_contract.rules import MAX_AMOUNT
 from tests.test_edge_support import bearer, fake_upstream, make_settings, make_token, running_app
 
 
@@ -93,7 +94,7 @@ def test_openapi_has_bodies_examples_and_security(openapi: dict[str, Any]) -> No
     assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in bid["parameters"])
     schemas = openapi["components"]["schemas"]
     assert schemas["BidRequest"]["additionalProperties"] is False
-    assert schemas["BidRequest"]["properties"]["amount"]["maximum"] == 2**53
+    assert schemas["BidRequest"]["properties"]["amount"]["maximum"] == MAX_AMOUNT
     assert schemas["CreateItemRequest"]["examples"]
     assert schemas["Item"]["examples"]
     assert openapi["components"]["securitySchemes"]["bearerAuth"] == {

@@ -104,7 +104,7 @@ async def test_create_item_is_rate_limited_too() -> None:
             "currency": "EUR",
             "starting_price": 1,
             "min_increment": 1,
-            "ends_at": "2999-01-01T00:00:00Z",
+            "ends_at": "2099-01-01T00:00:00Z",
         }
         assert (await client.post("/items", json=body, headers=headers)).status_code == 503
         assert (await client.post("/items", json=body, headers=headers)).status_code == 429

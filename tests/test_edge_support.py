@@ -69,7 +69,8 @@ def make_token(
     payload: dict[str, Any] = {"sub": sub, "role": role, "exp": int(time.time() + expires_in), **claims}
     for name in drop:
         payload.pop(name)
-    return jwt.encode(payload, secret if algorithm != "none" else None, algorithm=algorithm)
+    key: Any = secret if algorithm != "none" else None
+    return jwt.encode(payload, key, algorithm=algorithm)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -188,13 +188,13 @@ async def test_create_item_is_201_with_location(client: httpx.AsyncClient, upstr
         "currency": "EUR",
         "starting_price": 500,
         "min_increment": 25,
-        "ends_at": "2999-01-01T10:00:00.5+01:00",
+        "ends_at": "2099-01-01T10:00:00.5+01:00",
     }
     response = await client.post("/items", json=body, headers=ADMIN)
     assert response.status_code == 201, response.text
     assert response.headers["location"] == "/items/lot-new"
     assert response.json()["title"] == "Clock"
-    assert response.json()["ends_at"] == "2999-01-01T09:00:00.500Z"
+    assert response.json()["ends_at"] == "2099-01-01T09:00:00.500Z"
     (sent,) = upstream.bidder.calls
     assert isinstance(sent, bidder_pb2.CreateItemRequest)
     assert not sent.HasField("starts_at")

@@ -115,7 +115,7 @@ async def test_concurrent_retries_of_one_key_place_one_bid(rest_stack: RestStack
 BAD_BODIES: list[tuple[str, bytes, str]] = [
     ("negative", b'{"amount": -5}', "application/json"),
     ("zero", b'{"amount": 0}', "application/json"),
-    ("float", b'{"amount": 150.0}', "application/json"),
+    ("fraction", b'{"amount": 150.5}', "application/json"),
     ("string", b'{"amount": "150"}', "application/json"),
     ("bool", b'{"amount": true}', "application/json"),
     ("null", b'{"amount": null}', "application/json"),

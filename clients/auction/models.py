@@ -23,9 +23,9 @@ class BidRequest(BaseModel):
     amount: Annotated[
         int,
         Field(
-            description="Minor units of the item's currency (cents).",
+            description="Minor units of the item's currency (cents). Any JSON number with no fractional part (`100`, `100.0`, `1e2`); `100.5` is refused with 422.",
             ge=1,
-            le=9007199254740992,
+            le=1000000000000000,
             title='Amount',
         ),
     ]
@@ -44,21 +44,53 @@ class CreateItemRequest(BaseModel):
         extra='forbid',
     )
     currency: Annotated[str, Field(description='ISO 4217 code.', pattern='^[A-Z]{3}$', title='Currency')]
-    description: Annotated[str | None, Field(max_length=5000, title='Description')] = ''
+    description: Annotated[
+        str | None,
+        Field(
+            max_length=5000, pattern='^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$', title='Description'
+        ),
+    ] = ''
     ends_at: Annotated[
-        AwareDatetime, Field(description='RFC 3339; after `starts_at` and in the future.', title='Ends At')
+        AwareDatetime,
+        Field(
+            description='RFC 3339, between 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z; after `starts_at` and in the future.',
+            title='Ends At',
+        ),
     ]
     min_increment: Annotated[
-        int, Field(description='Minor units.', ge=1, le=9007199254740992, title='Min Increment')
+        int,
+        Field(
+            description='Minor units. Any JSON number with no fractional part (`100`, `100.0`, `1e2`); `100.5` is refused with 422.',
+            ge=1,
+            le=1000000000000000,
+            title='Min Increment',
+        ),
     ]
     starting_price: Annotated[
-        int, Field(description='Minor units.', ge=0, le=9007199254740992, title='Starting Price')
+        int,
+        Field(
+            description='Minor units. Any JSON number with no fractional part (`100`, `100.0`, `1e2`); `100.5` is refused with 422.',
+            ge=0,
+            le=1000000000000000,
+            title='Starting Price',
+        ),
     ]
     starts_at: Annotated[
         AwareDatetime | None,
-        Field(description='RFC 3339; omitted: the auction opens at once.', title='Starts At'),
+        Field(
+            description='RFC 3339, between 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z; omitted: the auction opens at once.',
+            title='Starts At',
+        ),
     ] = None
-    title: Annotated[str, Field(max_length=200, min_length=1, pattern='\\S', title='Title')]
+    title: Annotated[
+        str,
+        Field(
+            max_length=200,
+            min_length=1,
+            pattern='^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$',
+            title='Title',
+        ),
+    ]
 
 
 class FieldError(BaseModel):

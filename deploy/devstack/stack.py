@@ -29,7 +29,13 @@ from devstack.servers import NatsServer, PostgresServer, RedisServer
 from devstack.services import bidder_process, edge_process
 from devstack.services_archive import archiver_process, relay_process
 from devstack.services_fanout import cpu_for, fanout_process
-from devstack.tokens import SECRET_ENV, ensure_local_secret, local_admin_token
+from devstack.tokens import (
+    SECRET_ENV,
+    SERVICE_TOKEN_ENV,
+    ensure_local_secret,
+    local_admin_token,
+    local_service_token,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -94,12 +100,18 @@ class Component(Protocol):
     def kill(self) -> None: ...
 
 
+def _service_token(ctx: StackContext) -> dict[str, str]:
+    """The bidder takes calls only from the stack's own services (`auction_common.service_auth`)."""
+    return {SERVICE_TOKEN_ENV: local_service_token(ctx.jwt_secret)}
+
+
 def _bidder(ctx: StackContext) -> ServiceProcess:
     port = free_port()
     ctx.endpoints["bidder"] = f"{LOCALHOST}:{port}"
     return bidder_process(
         ctx.redis.url, port, strategy=ctx.options.strategy, partitions=ctx.options.partitions,
         admin_token=local_admin_token(ctx.jwt_secret), sink=ctx.sink, log_path=ctx.log_path("bidder"),
+        extra_env=_service_token(ctx),
     )  # fmt: skip
 
 
@@ -125,7 +137,7 @@ def _edge(ctx: StackContext) -> ServiceProcess:
     ctx.endpoints["edge"] = f"http://{LOCALHOST}:{port}"
     return edge_process(
         ctx.endpoints["bidder"], port, ctx.jwt_secret, sink=ctx.sink, log_path=ctx.log_path("edge"),
-        extra_env={"EDGE_HISTORY_TARGET": ctx.endpoints["archiver"]},
+        extra_env={"EDGE_HISTORY_TARGET": ctx.endpoints["archiver"], **_service_token(ctx)},
     )  # fmt: skip
 
 
@@ -137,7 +149,7 @@ def _fanout(index: int) -> Callable[[StackContext], ServiceProcess]:
         cpu = cpu_for(index, ctx.options.fanout_processes)
         return fanout_process(
             ctx.redis.url, ctx.endpoints["bidder"], port, partitions=ctx.options.partitions,
-            sink=ctx.sink, log_path=ctx.log_path(name), name=name, cpu=cpu,
+            sink=ctx.sink, log_path=ctx.log_path(name), name=name, cpu=cpu, extra_env=_service_token(ctx),
         )  # fmt: skip
 
     return build

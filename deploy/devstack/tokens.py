@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 SECRET_ENV = "AUCTION_JWT_SECRET"
+SERVICE_TOKEN_ENV = "AUCTION_SERVICE_TOKEN"
 SECRET_FILE = "jwt-secret"
 DEFAULT_STATE_DIR = Path(".state")
 _DESCRIPTION = "Mint an HS256 token (sub, role, iat, exp) that the local stack accepts."
@@ -58,6 +59,11 @@ def ensure_local_secret(state_dir: Path) -> str:
 def local_admin_token(secret: str) -> str:
     """The local stack's bidder admin token, derived from its JWT secret so it needs no file of its own."""
     return hmac.new(secret.encode(), b"bidder-admin-token", hashlib.sha256).hexdigest()
+
+
+def local_service_token(secret: str) -> str:
+    """The local stack's service token (`AUCTION_SERVICE_TOKEN`), derived from its JWT secret likewise."""
+    return hmac.new(secret.encode(), b"service-token", hashlib.sha256).hexdigest()
 
 
 def resolve_secret(explicit: str | None, state_dir: Path) -> str | None:
