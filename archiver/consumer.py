@@ -152,21 +152,18 @@ class EventConsumer:
             except PoisonRows as exc:
                 dead = Rows(dead=[DeadLetter(message.stream_seq, message.subject, message.data, str(exc))])
                 written = await self._writer.write(dead)
-            totals = Written(
-                totals.items + written.items,
-                totals.bids + written.bids,
-                totals.others + written.others,
-                totals.dead + written.dead,
-            )
+            totals += written
         return totals
 
     def _count(self, rows: Rows, written: Written) -> None:
         metrics.ARCHIVED.labels("items").inc(written.items)
         metrics.ARCHIVED.labels("bids").inc(written.bids)
+        metrics.ARCHIVED.labels("extensions").inc(written.extensions)
+        metrics.ARCHIVED.labels("auction_results").inc(written.results)
         metrics.ARCHIVED.labels("other_events").inc(written.others)
         metrics.DEAD_LETTERS.inc(written.dead)
-        attempted = len(rows.items) + len(rows.bids) + len(rows.others)
-        metrics.DUPLICATES.inc(attempted - written.items - written.bids - written.others)
+        attempted = len(rows) - len(rows.dead)
+        metrics.DUPLICATES.inc(max(attempted - written.events, 0))
         if rows.dead:
             log.error("dead_letters", count=len(rows.dead), first_error=rows.dead[0].error)
 

@@ -1,8 +1,9 @@
 """Events to rows, without I/O: what the archive stores for each kind of event.
 
-- ItemCreated -> `items`; BidAccepted -> `bids` (with the bid's currency, or the item's when the event
-  has none); any later kind (extended, closed) -> `other_events`, whole, so nothing is dropped before
-  the archive learns to project it.
+- ItemCreated -> `items` (with its soft close rule and hidden reserve); BidAccepted -> `bids` (with the
+  bid's currency, or the item's when the event has none); AuctionExtended -> `extensions` (and the
+  item's effective `ends_at` moves); AuctionClosed -> `auction_results`, the item's one result row;
+  any later kind -> `other_events`, whole, so nothing is dropped before the archive learns to project it.
 - A message that is not a valid event -> `dead_letters` with its raw bytes, so it is acked (it could
   never succeed) without being lost.
 
@@ -19,7 +20,8 @@ from typing import NamedTuple
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from auction.v1 import events_pb2
+from auction.v1 import events_pb2, item_pb2
+from auction_contract.events import Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,11 @@ class ItemRow(NamedTuple):
     starts_at: datetime
     ends_at: datetime
     created_at: datetime
+    # The soft close rule (all None: a hard end; the cap alone None: no cap) and the hidden reserve.
+    soft_window_seconds: int | None = None
+    soft_extension_seconds: int | None = None
+    soft_max_ends_at: datetime | None = None
+    reserve_price: int | None = None
 
 
 class BidRow(NamedTuple):
@@ -53,6 +60,25 @@ class BidRow(NamedTuple):
     current_price: int
     min_next_bid: int
     placed_at: datetime
+
+
+class ExtensionRow(NamedTuple):
+    item_id: str
+    seq: int
+    event_id: str
+    ends_at: datetime
+    previous_ends_at: datetime
+
+
+class ResultRow(NamedTuple):
+    item_id: str
+    seq: int
+    event_id: str
+    outcome: str
+    winner: str | None
+    final_price: int | None
+    bid_count: int
+    closed_at: datetime
 
 
 class OtherRow(NamedTuple):
@@ -75,13 +101,16 @@ class DeadLetter(NamedTuple):
 class Rows:
     items: list[ItemRow] = field(default_factory=list)
     bids: list[BidRow] = field(default_factory=list)
+    extensions: list[ExtensionRow] = field(default_factory=list)
+    results: list[ResultRow] = field(default_factory=list)
     others: list[OtherRow] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     # Event ids seen in this batch (repeats dropped).
     seen: set[str] = field(default_factory=set)
 
     def __len__(self) -> int:
-        return len(self.items) + len(self.bids) + len(self.others) + len(self.dead)
+        tables = (self.items, self.bids, self.extensions, self.results, self.others, self.dead)
+        return sum(len(rows) for rows in tables)
 
 
 def utc(ts: Timestamp) -> datetime:
@@ -129,6 +158,7 @@ def _project(rows: Rows, event: events_pb2.Event, kind: str | None, data: bytes)
         )
     elif kind == "item_created":
         item = event.item_created.item
+        soft = item.soft_close if item.HasField("soft_close") else None
         rows.items.append(
             ItemRow(
                 item_id=event.item_id,
@@ -140,6 +170,38 @@ def _project(rows: Rows, event: events_pb2.Event, kind: str | None, data: bytes)
                 starts_at=utc(item.starts_at),
                 ends_at=utc(item.ends_at),
                 created_at=utc(item.created_at),
+                soft_window_seconds=None if soft is None else soft.window_seconds,
+                soft_extension_seconds=None if soft is None else soft.extension_seconds,
+                soft_max_ends_at=(
+                    utc(soft.max_ends_at) if soft is not None and soft.HasField("max_ends_at") else None
+                ),
+                reserve_price=item.reserve_price if item.HasField("reserve_price") else None,
+            )
+        )
+    elif kind == "auction_extended":
+        extended = event.auction_extended
+        rows.extensions.append(
+            ExtensionRow(
+                event.item_id,
+                event.seq,
+                event.event_id,
+                utc(extended.ends_at),
+                utc(extended.previous_ends_at),
+            )
+        )
+    elif kind == "auction_closed":
+        closed = event.auction_closed
+        sold = closed.outcome == item_pb2.AUCTION_OUTCOME_SOLD
+        rows.results.append(
+            ResultRow(
+                item_id=event.item_id,
+                seq=event.seq,
+                event_id=event.event_id,
+                outcome=Outcome.SOLD.value if sold else Outcome.NO_SALE.value,
+                winner=closed.winner if sold else None,
+                final_price=closed.final_price if sold else None,
+                bid_count=closed.bid_count,
+                closed_at=utc(closed.closed_at),
             )
         )
     else:
@@ -163,6 +225,29 @@ def _problem(event: events_pb2.Event, kind: str | None) -> str | None:
         if item.id not in ("", event.item_id):
             return "item_created for another item"
         texts += [item.title, item.description, item.currency]
+    elif kind == "auction_extended":
+        extended = event.auction_extended
+        if not (extended.HasField("ends_at") and extended.HasField("previous_ends_at")):
+            return "auction_extended without its ends"
+    elif kind == "auction_closed":
+        problem = _closed_problem(event.auction_closed)
+        if problem is not None:
+            return problem
+        texts.append(event.auction_closed.winner)
     if any("\x00" in text for text in texts):
         return "text with NUL characters (PostgreSQL text cannot hold them)"
+    return None
+
+
+def _closed_problem(closed: events_pb2.AuctionClosed) -> str | None:
+    if not closed.HasField("closed_at"):
+        return "auction_closed without closed_at"
+    if closed.outcome == item_pb2.AUCTION_OUTCOME_SOLD:
+        if not (closed.HasField("winner") and closed.winner and closed.HasField("final_price")):
+            return "auction_closed: a sale without its winner or final price"
+    elif closed.outcome == item_pb2.AUCTION_OUTCOME_NO_SALE:
+        if closed.HasField("winner") or closed.HasField("final_price"):
+            return "auction_closed: no sale, yet a winner or a final price"
+    else:
+        return "auction_closed without an outcome"
     return None

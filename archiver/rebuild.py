@@ -1,9 +1,11 @@
 """`python -m archiver.rebuild ITEM_ID... | --all`: rebuild items' live state in Redis from the archive.
 
-For the day Redis loses data. The command reads each item's archived rows and sends them to the bidder
+For the day Redis loses data. The command reads each item's archived rows (the item with its soft
+close rule, reserve and effective end, its bids, extensions and result) and sends them to the bidder
 (`BidderAdminService.RestoreItem`, with the bidder's admin token), which writes the item hash, the
-partition index entry and the event history stream in one atomic step: the bidder stays the only
-writer of auction state. Bidding then continues at the next seq. It is careful about three things:
+partition index entry, the ends entry of an open item (so the closer closes it) and the event history
+stream in one atomic step: the bidder stays the only writer of auction state. Bidding then continues at
+the next seq; a closed item stays closed with its result. It is careful about three things:
 
 - The archive must have caught up: events still in JetStream would later collide with the seqs of new
   bids. So it refuses while the archiver's consumer has anything pending (unless --skip-backlog-check).
@@ -29,7 +31,7 @@ import nats
 import nats.errors
 
 from archiver.settings import ArchiverSettings
-from auction.v1 import restore_pb2, restore_pb2_grpc
+from auction.v1 import item_pb2, restore_pb2, restore_pb2_grpc
 from auction_common.grpc_channels import upstream_channel
 from auction_common.nats_connection import nats_servers
 from auction_contract.wire_time import timestamp_from_datetime
@@ -38,10 +40,16 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 _ITEM = """SELECT item_id, title, description, currency, starting_price, min_increment,
-                  starts_at, ends_at, created_at FROM items WHERE item_id = $1"""
+                  starts_at, ends_at, created_at, created_ends_at, soft_window_seconds,
+                  soft_extension_seconds, soft_max_ends_at, reserve_price FROM items WHERE item_id = $1"""
 _COUNT = "SELECT count(*) FROM bids WHERE item_id = $1"
 _RECENT = """SELECT seq, bidder, amount, placed_at, min_next_bid FROM bids WHERE item_id = $1
              ORDER BY seq DESC LIMIT $2"""
+_RECENT_EXTENSIONS = """SELECT seq, ends_at, previous_ends_at FROM extensions WHERE item_id = $1
+                        ORDER BY seq DESC LIMIT $2"""
+_RESULT = """SELECT seq, outcome, winner, final_price, bid_count, closed_at FROM auction_results
+             WHERE item_id = $1"""
+_OUTCOME_VALUES = {"sold": item_pb2.AUCTION_OUTCOME_SOLD, "no_sale": item_pb2.AUCTION_OUTCOME_NO_SALE}
 _ALL_ITEMS = "SELECT item_id FROM items WHERE item_id > $1 ORDER BY item_id LIMIT 1000"
 
 
@@ -70,7 +78,11 @@ async def archive_backlog(settings: ArchiverSettings) -> int:
 
 
 async def read_item(conn: Any, item_id: str, keep: int) -> restore_pb2.RestoreItemRequest | None:
-    """The item's archived rows as the bidder's restore request (its newest `keep` bids), or None."""
+    """The item's archived rows as the bidder's restore request, or None.
+
+    With its newest `keep` bids and newest `keep` extensions (the newest `keep` events of the item are
+    among them; the bidder keeps those in the history) and its result when it is closed.
+    """
     row = await conn.fetchrow(_ITEM, item_id)
     if row is None:
         return None
@@ -79,7 +91,33 @@ async def read_item(conn: Any, item_id: str, keep: int) -> restore_pb2.RestoreIt
         currency=row["currency"], starting_price=row["starting_price"], min_increment=row["min_increment"],
         starts_at=timestamp_from_datetime(row["starts_at"]), ends_at=timestamp_from_datetime(row["ends_at"]),
         created_at=timestamp_from_datetime(row["created_at"]),
+        created_ends_at=timestamp_from_datetime(row["created_ends_at"] or row["ends_at"]),
     )  # fmt: skip
+    if row["soft_window_seconds"] is not None:
+        item.soft_close.window_seconds = row["soft_window_seconds"]
+        item.soft_close.extension_seconds = row["soft_extension_seconds"]
+        if row["soft_max_ends_at"] is not None:
+            item.soft_close.max_ends_at.CopyFrom(timestamp_from_datetime(row["soft_max_ends_at"]))
+    if row["reserve_price"] is not None:
+        item.reserve_price = row["reserve_price"]
+    closed = None
+    result = await conn.fetchrow(_RESULT, item_id)
+    if result is not None:
+        item.result.outcome = _OUTCOME_VALUES[result["outcome"]]
+        item.result.closed_at.CopyFrom(timestamp_from_datetime(result["closed_at"]))
+        if result["winner"] is not None:
+            item.result.winner = result["winner"]
+        if result["final_price"] is not None:
+            item.result.final_price = result["final_price"]
+        closed = restore_pb2.ArchivedClose(seq=result["seq"], bid_count=result["bid_count"])
+    extensions = [
+        restore_pb2.ArchivedExtension(
+            seq=r["seq"],
+            ends_at=timestamp_from_datetime(r["ends_at"]),
+            previous_ends_at=timestamp_from_datetime(r["previous_ends_at"]),
+        )
+        for r in reversed(await conn.fetch(_RECENT_EXTENSIONS, item_id, keep))
+    ]
     count = int(await conn.fetchval(_COUNT, item_id))
     recent = [
         restore_pb2.ArchivedBid(
@@ -91,7 +129,9 @@ async def read_item(conn: Any, item_id: str, keep: int) -> restore_pb2.RestoreIt
         )
         for r in reversed(await conn.fetch(_RECENT, item_id, keep))
     ]
-    return restore_pb2.RestoreItemRequest(item=item, bid_count=count, recent_bids=recent)
+    return restore_pb2.RestoreItemRequest(
+        item=item, bid_count=count, recent_bids=recent, recent_extensions=extensions, closed=closed
+    )
 
 
 _OUTCOMES = {

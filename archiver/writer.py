@@ -3,7 +3,9 @@
 Each table gets one `INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`: a thousand rows cost
 one statement and one round trip each, not a thousand. Bid events carry their currency; only events
 written by a bidder older than that have none, and for those the item's currency is filled in (items go
-first, so a bid in the same batch finds it, and bids that came even earlier get it then).
+first, so a bid in the same batch finds it, and bids that came even earlier get it then). The same
+holds for the effective end: an item's `ends_at` is the latest of its created end and its archived
+extensions', whichever arrived first.
 
 The writer owns one connection. A write that fails or outlasts its deadline drops that connection at
 once (`terminate`, no network wait), because a frozen server would leave a polite close hanging as well;
@@ -26,9 +28,16 @@ if TYPE_CHECKING:
 
 _ITEMS = """
 INSERT INTO items (item_id, title, description, currency, starting_price, min_increment,
-                   starts_at, ends_at, created_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
-                     $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
+                   starts_at, ends_at, created_at, created_ends_at,
+                   soft_window_seconds, soft_extension_seconds, soft_max_ends_at, reserve_price)
+SELECT i.item_id, i.title, i.description, i.currency, i.starting_price, i.min_increment,
+       i.starts_at, i.ends_at, i.created_at, i.ends_at,
+       i.soft_window_seconds, i.soft_extension_seconds, i.soft_max_ends_at, i.reserve_price
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+            $7::timestamptz[], $8::timestamptz[], $9::timestamptz[],
+            $10::integer[], $11::integer[], $12::timestamptz[], $13::bigint[])
+     AS i(item_id, title, description, currency, starting_price, min_increment, starts_at, ends_at,
+          created_at, soft_window_seconds, soft_extension_seconds, soft_max_ends_at, reserve_price)
 ON CONFLICT DO NOTHING
 """
 _BIDS = """
@@ -46,6 +55,28 @@ ON CONFLICT DO NOTHING
 _LATE_CURRENCY = """
 UPDATE bids b SET currency = i.currency FROM items i
 WHERE i.item_id = ANY($1::text[]) AND b.item_id = i.item_id AND b.currency = ''
+"""
+_EXTENSIONS = """
+INSERT INTO extensions (item_id, seq, event_id, ends_at, previous_ends_at)
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+ON CONFLICT DO NOTHING
+"""
+# `items.ends_at` is the effective end: the latest of the created end and every archived extension's.
+# Run for the items of the batch's extensions and for the batch's new items (an extension redelivered
+# before its item was archived moves the end as soon as the item arrives). Ends never move back.
+_EFFECTIVE_ENDS = """
+UPDATE items i SET ends_at = x.ends_at
+FROM (SELECT item_id, max(ends_at) AS ends_at FROM extensions WHERE item_id = ANY($1::text[])
+      GROUP BY item_id) x
+WHERE i.item_id = x.item_id AND i.ends_at < x.ends_at
+"""
+# Skips a redelivered close (its event id); a different second close of one item breaks the primary
+# key, so PostgreSQL refuses it and it becomes a dead letter (see `PoisonRows`), never lost silently.
+_RESULTS = """
+INSERT INTO auction_results (item_id, seq, event_id, outcome, winner, final_price, bid_count, closed_at)
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+                     $7::bigint[], $8::timestamptz[])
+ON CONFLICT (event_id) DO NOTHING
 """
 _OTHERS = """
 INSERT INTO other_events (event_id, item_id, seq, kind, occurred_at, payload)
@@ -71,6 +102,19 @@ class Written:
     bids: int = 0
     others: int = 0
     dead: int = 0
+    extensions: int = 0
+    results: int = 0
+
+    def __add__(self, other: Written) -> Written:
+        return Written(
+            self.items + other.items, self.bids + other.bids, self.others + other.others,
+            self.dead + other.dead, self.extensions + other.extensions, self.results + other.results,
+        )  # fmt: skip
+
+    @property
+    def events(self) -> int:
+        """Events inserted (dead letters are not events)."""
+        return self.items + self.bids + self.others + self.extensions + self.results
 
 
 def _columns(rows: list[Any], count: int) -> list[list[Any]]:
@@ -123,15 +167,24 @@ class ArchiveWriter:
     @staticmethod
     async def _transaction(conn: Any, rows: Rows) -> Written:
         async with conn.transaction():
-            items = bids = others = dead = 0
+            items = bids = others = dead = extensions = results = 0
             if rows.items:
-                items = _inserted(await conn.execute(_ITEMS, *_columns(rows.items, 9)))
+                items = _inserted(await conn.execute(_ITEMS, *_columns(rows.items, 13)))
                 if items:
                     await conn.execute(_LATE_CURRENCY, [row.item_id for row in rows.items])
             if rows.bids:
                 bids = _inserted(await conn.execute(_BIDS, *_columns(rows.bids, 9)))
+            if rows.extensions:
+                extensions = _inserted(await conn.execute(_EXTENSIONS, *_columns(rows.extensions, 5)))
+            if rows.extensions or items:
+                moved = {row.item_id for row in rows.extensions}
+                if items:
+                    moved.update(row.item_id for row in rows.items)
+                await conn.execute(_EFFECTIVE_ENDS, sorted(moved))
+            if rows.results:
+                results = _inserted(await conn.execute(_RESULTS, *_columns(rows.results, 8)))
             if rows.others:
                 others = _inserted(await conn.execute(_OTHERS, *_columns(rows.others, 6)))
             if rows.dead:
                 dead = _inserted(await conn.execute(_DEAD, *_columns(rows.dead, 4)))
-        return Written(items, bids, others, dead)
+        return Written(items, bids, others, dead, extensions, results)

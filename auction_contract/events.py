@@ -12,13 +12,22 @@ from typing import Any
 
 import orjson
 
-from auction_contract.rules import bid_id_for, is_item_id
+from auction_contract.rules import SoftCloseRule, bid_id_for, is_item_id
 from auction_contract.wire_time import rfc3339_ms
 
 
 class EventKind(StrEnum):
     CREATED = "created"
     BID = "bid"
+    EXTENDED = "extended"
+    CLOSED = "closed"
+
+
+class Outcome(StrEnum):
+    """How an auction ended (the `closed` event's `outcome`, the item's `result.outcome`)."""
+
+    SOLD = "sold"
+    NO_SALE = "no_sale"
 
 
 KINDS = frozenset(kind.value for kind in EventKind)
@@ -52,20 +61,70 @@ def created_event(
     starts_ms: int,
     ends_ms: int,
     created_ms: int,
+    soft_close: SoftCloseRule | None = None,
+    reserve_price: int | None = None,
 ) -> str:
+    """The item's first event. `reserve_price` is given only for the outbox's copy (the archive keeps
+    the reserve; viewers never see it): the live channel and the history get the copy without it."""
+    doc: dict[str, Any] = {
+        "type": EventKind.CREATED.value,
+        "item_id": item_id,
+        "seq": 1,
+        "title": title,
+        "description": description,
+        "currency": currency,
+        "starting_price": starting_price,
+        "min_increment": min_increment,
+        "starts_at": rfc3339_ms(starts_ms),
+        "ends_at": rfc3339_ms(ends_ms),
+        "created_at": rfc3339_ms(created_ms),
+        "soft_close": soft_close_json(soft_close),
+    }
+    if reserve_price is not None:
+        doc["reserve_price"] = reserve_price
+    return orjson.dumps(doc).decode()
+
+
+def soft_close_json(rule: SoftCloseRule | None) -> dict[str, Any] | None:
+    """The contract's `soft_close` object (null for a hard end)."""
+    if rule is None:
+        return None
+    return {
+        "window_seconds": rule.window_ms // 1000,
+        "extension_seconds": rule.extension_ms // 1000,
+        "max_ends_at": rfc3339_ms(rule.max_ends_ms) if rule.max_ends_ms is not None else None,
+    }
+
+
+def extended_event(item_id: str, seq: int, ends_ms: int, previous_ends_ms: int) -> str:
+    """A late bid moved the end (soft close); `close_item.lua`'s and `place_bid.lua`'s twin."""
+    return (
+        f'{{"type":"extended","item_id":"{item_id}","seq":{seq},'
+        f'"ends_at":"{rfc3339_ms(ends_ms)}","previous_ends_at":"{rfc3339_ms(previous_ends_ms)}"}}'
+    )
+
+
+def closed_event(
+    item_id: str,
+    seq: int,
+    *,
+    outcome: Outcome,
+    winner: str | None,
+    final_price: int | None,
+    bid_count: int,
+    closed_ms: int,
+) -> str:
+    """The close, the item's last event: `winner` and `final_price` are null without a sale."""
     return orjson.dumps(
         {
-            "type": EventKind.CREATED.value,
+            "type": EventKind.CLOSED.value,
             "item_id": item_id,
-            "seq": 1,
-            "title": title,
-            "description": description,
-            "currency": currency,
-            "starting_price": starting_price,
-            "min_increment": min_increment,
-            "starts_at": rfc3339_ms(starts_ms),
-            "ends_at": rfc3339_ms(ends_ms),
-            "created_at": rfc3339_ms(created_ms),
+            "seq": seq,
+            "outcome": outcome.value,
+            "winner": winner,
+            "final_price": final_price,
+            "bid_count": bid_count,
+            "closed_at": rfc3339_ms(closed_ms),
         }
     ).decode()
 

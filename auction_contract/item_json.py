@@ -15,10 +15,13 @@ from auction.v1 import item_pb2
 from auction_contract.proto_status import STATUS_NAMES, STATUS_VALUES
 from auction_contract.wire_time import format_timestamp, parse_timestamp
 
+_OUTCOMES = {item_pb2.AUCTION_OUTCOME_SOLD: "sold", item_pb2.AUCTION_OUTCOME_NO_SALE: "no_sale"}
+_OUTCOME_VALUES = {name: value for value, name in _OUTCOMES.items()}
 
-def item_json(item: item_pb2.Item) -> dict[str, Any]:
-    """The contract's item object."""
-    return {
+
+def item_json(item: item_pb2.Item, *, admin: bool = False) -> dict[str, Any]:
+    """The contract's item object; the hidden reserve only when `admin` (the caller is one)."""
+    doc: dict[str, Any] = {
         "id": item.id,
         "title": item.title,
         "description": item.description,
@@ -33,6 +36,36 @@ def item_json(item: item_pb2.Item) -> dict[str, Any]:
         "starts_at": format_timestamp(item.starts_at),
         "ends_at": format_timestamp(item.ends_at),
         "seq": item.seq,
+        "soft_close": _soft_close_json(item),
+        "result": _result_json(item),
+    }
+    if item.HasField("reserve_met"):
+        doc["reserve_met"] = item.reserve_met
+        if admin and item.HasField("reserve_price"):
+            doc["reserve_price"] = item.reserve_price
+    return doc
+
+
+def _soft_close_json(item: item_pb2.Item) -> dict[str, Any] | None:
+    if not item.HasField("soft_close"):
+        return None
+    rule = item.soft_close
+    return {
+        "window_seconds": rule.window_seconds,
+        "extension_seconds": rule.extension_seconds,
+        "max_ends_at": format_timestamp(rule.max_ends_at) if rule.HasField("max_ends_at") else None,
+    }
+
+
+def _result_json(item: item_pb2.Item) -> dict[str, Any] | None:
+    if not item.HasField("result"):
+        return None
+    result = item.result
+    return {
+        "outcome": _OUTCOMES.get(result.outcome, "no_sale"),
+        "winner": result.winner if result.HasField("winner") else None,
+        "final_price": result.final_price if result.HasField("final_price") else None,
+        "closed_at": format_timestamp(result.closed_at),
     }
 
 
@@ -56,4 +89,22 @@ def item_from_json(data: Mapping[str, Any]) -> item_pb2.Item:
         item.current_price = data["current_price"]
     if data["highest_bidder"] is not None:
         item.highest_bidder = data["highest_bidder"]
+    rule = data.get("soft_close")
+    if rule is not None:
+        item.soft_close.window_seconds = rule["window_seconds"]
+        item.soft_close.extension_seconds = rule["extension_seconds"]
+        if rule.get("max_ends_at") is not None:
+            item.soft_close.max_ends_at.CopyFrom(parse_timestamp(rule["max_ends_at"]))
+    if "reserve_met" in data:
+        item.reserve_met = data["reserve_met"]
+    if data.get("reserve_price") is not None:
+        item.reserve_price = data["reserve_price"]
+    result = data.get("result")
+    if result is not None:
+        item.result.outcome = _OUTCOME_VALUES[result["outcome"]]
+        if result.get("winner") is not None:
+            item.result.winner = result["winner"]
+        if result.get("final_price") is not None:
+            item.result.final_price = result["final_price"]
+        item.result.closed_at.CopyFrom(parse_timestamp(result["closed_at"]))
     return item

@@ -35,6 +35,17 @@ class ItemField(StrEnum):
     HIGHEST_BIDDER = "hb"
     BID_COUNT = "bc"
     SEQ = "seq"
+    # Soft close (absent: a hard end): window and extension in ms, the cap in Unix ms ("" for none).
+    SOFT_WINDOW_MS = "scw"
+    SOFT_EXTENSION_MS = "scx"
+    SOFT_MAX_ENDS_MS = "scm"
+    # The hidden reserve (absent: none).
+    RESERVE_PRICE = "rp"
+    # The result, written once by `close_item.lua` (absent until the close).
+    OUTCOME = "out"
+    WINNER = "win"
+    FINAL_PRICE = "fp"
+    CLOSED_MS = "cat"
 
 
 def partition_of(item_id: str, partitions: int) -> int:
@@ -54,6 +65,14 @@ def dead_letter_key(partition: int) -> str:
     return f"{PREFIX}:{partition_tag(partition)}:outbox:dead"
 
 
+def ends_key(partition: int) -> str:
+    """The partition's open items scored by their effective end in ms: where the closer finds due items.
+
+    Written by `create_item.lua`, moved by `place_bid.lua` on an extension, emptied by `close_item.lua`.
+    """
+    return f"{PREFIX}:{partition_tag(partition)}:ends"
+
+
 def index_key(partition: int) -> str:
     """The partition's items, scored by creation time in ms, for listing."""
     return f"{PREFIX}:{partition_tag(partition)}:items"
@@ -67,6 +86,7 @@ class ItemKeys:
     events: str
     outbox: str
     index: str
+    ends: str
     channel: str
     idempotency_prefix: str
 
@@ -84,6 +104,7 @@ def item_keys(item_id: str, partitions: int) -> ItemKeys:
         events=f"{base}:events:{item_id}",
         outbox=outbox_key(partition),
         index=index_key(partition),
+        ends=ends_key(partition),
         channel=f"{base}:live:{item_id}",
         idempotency_prefix=f"{base}:idem:{item_id}:",
     )

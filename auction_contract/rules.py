@@ -6,6 +6,7 @@ The Lua scripts apply the same rules inside Redis; tests hold both to the same o
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 
 # Money is an integer count of minor units, at most 10^15 (ten trillion dollars in cents). Lua numbers
@@ -47,6 +48,31 @@ def status_at(now_ms: int, starts_ms: int, ends_ms: int) -> ItemStatus:
     if now_ms >= ends_ms:
         return ItemStatus.CLOSED
     return ItemStatus.OPEN
+
+
+@dataclass(frozen=True, slots=True)
+class SoftCloseRule:
+    """Anti-sniping: a bid within `window_ms` before the end moves it to at least placed + `extension_ms`,
+    never past `max_ends_ms` (None: no cap). See `rules.extended_end`."""
+
+    window_ms: int
+    extension_ms: int
+    max_ends_ms: int | None
+
+
+# Soft close bounds (seconds), as the contract states them.
+MIN_SOFT_CLOSE_SECONDS = 1
+MAX_SOFT_CLOSE_SECONDS = 86_400
+
+
+def extended_end(ends_ms: int, placed_ms: int, rule: SoftCloseRule | None) -> int:
+    """The end after an accepted bid placed at `placed_ms`: moved only within the window, never back."""
+    if rule is None or not ends_ms - rule.window_ms <= placed_ms < ends_ms:
+        return ends_ms
+    moved = max(ends_ms, placed_ms + rule.extension_ms)
+    if rule.max_ends_ms is not None:
+        moved = min(moved, rule.max_ends_ms)
+    return max(moved, ends_ms)
 
 
 def min_next_bid(starting_price: int, current_price: int | None, min_increment: int) -> int:

@@ -14,7 +14,13 @@ import structlog
 from auction.v1 import restore_pb2, restore_pb2_grpc
 from auction_common.service_auth import token_matches
 from core_bidder.errors import InvalidArgument, PermissionDenied, Unauthenticated
-from core_bidder.restore import archived_bids, archived_item, restore_item
+from core_bidder.restore import (
+    archived_bids,
+    archived_close,
+    archived_extensions,
+    archived_item,
+    restore_item,
+)
 from core_bidder.status import abort
 
 if TYPE_CHECKING:
@@ -55,9 +61,11 @@ class BidderAdminServicer(restore_pb2_grpc.BidderAdminServiceServicer):
                 raise InvalidArgument("item is required")
             item = archived_item(request.item)
             bids = archived_bids(list(request.recent_bids), request.bid_count)
+            extensions = archived_extensions(list(request.recent_extensions), item, bids)
+            closed = archived_close(request, bids, extensions)
             result, state = await restore_item(
                 self._redis, self._settings.partitions, self._settings.history_maxlen - 1,
-                item, request.bid_count, bids, force=request.force,
+                item, request.bid_count, bids, force=request.force, extensions=extensions, closed=closed,
             )  # fmt: skip
         except Exception as exc:
             await abort(context, exc)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from auction.v1 import item_pb2
+from auction_contract.events import Outcome
 from auction_contract.proto_status import STATUS_TO_PROTO
 from auction_contract.wire_time import timestamp
 from core_bidder.rules import ItemView
+
+_OUTCOMES = {Outcome.SOLD: item_pb2.AUCTION_OUTCOME_SOLD, Outcome.NO_SALE: item_pb2.AUCTION_OUTCOME_NO_SALE}
 
 
 def item_message(view: ItemView, now_ms: int) -> item_pb2.Item:
@@ -29,4 +32,22 @@ def item_message(view: ItemView, now_ms: int) -> item_pb2.Item:
         item.current_price = live.current_price
     if live.highest_bidder is not None:
         item.highest_bidder = live.highest_bidder
+    rule = s.soft_close
+    if rule is not None:
+        item.soft_close.window_seconds = rule.window_ms // 1000
+        item.soft_close.extension_seconds = rule.extension_ms // 1000
+        if rule.max_ends_ms is not None:
+            item.soft_close.max_ends_at.CopyFrom(timestamp(rule.max_ends_ms))
+    if s.reserve_price is not None:
+        # The bidder's callers are the platform's services; the edge shows the reserve to admins only.
+        item.reserve_price = s.reserve_price
+        item.reserve_met = bool(view.reserve_met)
+    result = live.result
+    if result is not None:
+        item.result.outcome = _OUTCOMES[result.outcome]
+        item.result.closed_at.CopyFrom(timestamp(result.closed_ms))
+        if result.winner is not None:
+            item.result.winner = result.winner
+        if result.final_price is not None:
+            item.result.final_price = result.final_price
     return item

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from auction_contract.events import created_event
-from auction_contract.rules import ItemStatus, min_next_bid, status_at
+from auction_contract.events import Outcome, created_event
+from auction_contract.rules import ItemStatus, SoftCloseRule, min_next_bid, status_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,25 +20,39 @@ class ItemStatic:
     min_increment: int
     starts_ms: int
     created_ms: int
+    soft_close: SoftCloseRule | None = None
+    reserve_price: int | None = None
 
-    def created_event(self, ends_ms: int) -> str:
-        """The item's `created` event (seq 1)."""
+    def created_event(self, ends_ms: int, *, for_archive: bool = False) -> str:
+        """The item's `created` event (seq 1); the archive's copy (the outbox) also names the reserve."""
         return created_event(
             item_id=self.id, title=self.title, description=self.description, currency=self.currency,
             starting_price=self.starting_price, min_increment=self.min_increment,
             starts_ms=self.starts_ms, ends_ms=ends_ms, created_ms=self.created_ms,
+            soft_close=self.soft_close, reserve_price=self.reserve_price if for_archive else None,
         )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
+class ItemResult:
+    """What the close recorded, once."""
+
+    outcome: Outcome
+    winner: str | None
+    final_price: int | None
+    closed_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class ItemLive:
-    """The fields every accepted bid changes (ends_ms is here because extensions will move it)."""
+    """The fields bids, extensions and the close change."""
 
     current_price: int | None
     highest_bidder: str | None
     bid_count: int
     seq: int
     ends_ms: int
+    result: ItemResult | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +61,18 @@ class ItemView:
     live: ItemLive
 
     def status(self, now_ms: int) -> ItemStatus:
+        if self.live.result is not None:
+            return ItemStatus.CLOSED
         return status_at(now_ms, self.static.starts_ms, self.live.ends_ms)
+
+    @property
+    def reserve_met(self) -> bool | None:
+        """None without a reserve; else whether the current price meets it."""
+        reserve = self.static.reserve_price
+        if reserve is None:
+            return None
+        price = self.live.current_price
+        return price is not None and price >= reserve
 
     @property
     def min_next_bid(self) -> int:

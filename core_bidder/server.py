@@ -10,6 +10,7 @@ from auction_common.health_follow import HealthFollower, grpc_health_report
 from auction_common.redis_client import AnyRedis, close_redis, make_redis
 from auction_common.service_auth import ServiceTokenInterceptor, add_port
 from core_bidder.admin import BidderAdminServicer
+from core_bidder.closer import Closer
 from core_bidder.servicer import BidderServicer
 from core_bidder.settings import BidderSettings
 from core_bidder.store import ItemStore
@@ -40,6 +41,7 @@ class BidderServer:
         self.server = platform_server([ServiceTokenInterceptor(token, (SERVICE_NAME,))] if token else [])
         self.health = add_health_and_reflection(self.server, SERVICE_NAME, ADMIN_SERVICE_NAME)
         self.port = 0
+        self.closer = Closer(self.redis, self.store, settings)
         self._follower = HealthFollower(
             self.store.ping,
             grpc_health_report(self.health, SERVICE_NAME, ADMIN_SERVICE_NAME),
@@ -55,6 +57,8 @@ class BidderServer:
         await self._follower.once()
         await self.server.start()
         self._follower.start()
+        if self.settings.closer:
+            self.closer.start()
         log.info(
             "bidder_listening",
             host=self.settings.host,
@@ -67,6 +71,7 @@ class BidderServer:
     async def stop(self) -> None:
         await self.health.enter_graceful_shutdown()
         await self._follower.stop()
+        await self.closer.stop()
         await self.server.stop(self.settings.shutdown_grace_seconds)
         await self.store.drain()
         await close_redis(self.redis)

@@ -15,7 +15,14 @@ from core_bidder.errors import BidderError, BidRejected, InvalidArgument, ItemNo
 from core_bidder.rules import AcceptedBid
 from core_bidder.status import abort, rich_status
 from core_bidder.store import BidRequest, now_ms
-from core_bidder.validation import check_bid, check_item_id, check_new_item, check_times
+from core_bidder.validation import (
+    check_bid,
+    check_item_id,
+    check_new_item,
+    check_reserve,
+    check_times,
+    soft_close_rule,
+)
 
 if TYPE_CHECKING:
     import grpc.aio
@@ -99,10 +106,18 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
             if not request.HasField("ends_at"):
                 raise InvalidArgument("ends_at is required")
             starts = ms_of(request.starts_at) if request.HasField("starts_at") else None
-            check_times(starts, ms_of(request.ends_at))
+            ends = ms_of(request.ends_at)
+            check_times(starts, ends)
+            reserve = request.reserve_price if request.HasField("reserve_price") else None
+            check_reserve(reserve, request.starting_price)
+            rule = None
+            if request.HasField("soft_close"):
+                given = request.soft_close
+                cap = ms_of(given.max_ends_at) if given.HasField("max_ends_at") else None
+                rule = soft_close_rule(given.window_seconds, given.extension_seconds, cap, ends)
             view = await self._store.create_item(
                 request.title, request.description, request.currency, request.starting_price,
-                request.min_increment, starts, ms_of(request.ends_at),
+                request.min_increment, starts, ends, soft_close=rule, reserve_price=reserve,
             )  # fmt: skip
         except Exception as exc:
             await abort(context, exc)

@@ -42,6 +42,11 @@ class BidderSettings(BaseSettings, ServiceAuth):
     metrics_port: int = Field(default=0, ge=0, le=65535)  # 0: no metrics listener
     log_level: str = "info"
     log_json: bool = False
+    # The closer (`core_bidder.closer`): how often it looks for due auctions, how many per partition and
+    # look, and whether this replica runs one (every replica may: the close step is idempotent).
+    close_interval_seconds: float = Field(default=0.2, gt=0, le=10)
+    close_batch: int = Field(default=500, ge=1, le=10_000)
+    closer: bool = True
     # The shared secret of operator calls (`BidderAdminService`, e.g. the archive's rebuild); unset: off.
     admin_token: SecretStr | None = None
 

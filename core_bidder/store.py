@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, NamedTuple
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from auction_contract.events import Outcome
 from auction_contract.redis_layout import ItemField, ItemKeys, index_key, item_keys
 from auction_contract.replies import ReplyCode, accepted_of, code_of
-from auction_contract.rules import ItemStatus, bid_id_for
+from auction_contract.rules import ItemStatus, SoftCloseRule, bid_id_for
 from core_bidder.committer import GroupCommitter
 from core_bidder.errors import (
     BidderError,
@@ -27,7 +28,7 @@ from core_bidder.errors import (
     RejectReason,
     StoreUnavailable,
 )
-from core_bidder.rules import AcceptedBid, ItemLive, ItemStatic, ItemView
+from core_bidder.rules import AcceptedBid, ItemLive, ItemResult, ItemStatic, ItemView
 from core_bidder.scripts import register
 from core_bidder.writers import BidInput
 
@@ -46,6 +47,9 @@ _FIELDS = tuple(
         ItemField.TITLE, ItemField.DESCRIPTION, ItemField.CURRENCY, ItemField.STARTING_PRICE,
         ItemField.MIN_INCREMENT, ItemField.STARTS_MS, ItemField.CREATED_MS, ItemField.PRICE,
         ItemField.HIGHEST_BIDDER, ItemField.BID_COUNT, ItemField.SEQ, ItemField.ENDS_MS,
+        ItemField.SOFT_WINDOW_MS, ItemField.SOFT_EXTENSION_MS, ItemField.SOFT_MAX_ENDS_MS,
+        ItemField.RESERVE_PRICE, ItemField.OUTCOME, ItemField.WINNER, ItemField.FINAL_PRICE,
+        ItemField.CLOSED_MS,
     )
 )  # fmt: skip
 _STATIC_CACHE_SIZE = 100_000
@@ -100,6 +104,9 @@ class ItemStore:
         min_increment: int,
         starts_ms: int | None,
         ends_ms: int,
+        *,
+        soft_close: SoftCloseRule | None = None,
+        reserve_price: int | None = None,
     ) -> ItemView:
         secs, micros = await self._redis.time()
         created_ms = secs * 1000 + micros // 1000
@@ -107,16 +114,29 @@ class ItemStore:
         if ends_ms <= max(starts, created_ms):
             raise InvalidArgument("ends_at must be after starts_at and in the future")
         item_id = new_item_id()
+        if (
+            soft_close is not None
+            and soft_close.max_ends_ms is not None
+            and soft_close.max_ends_ms <= ends_ms
+        ):
+            raise InvalidArgument("soft_close.max_ends_at must be after ends_at")
         static = ItemStatic(
-            item_id, title, description, currency, starting_price, min_increment, starts, created_ms
-        )
+            item_id, title, description, currency, starting_price, min_increment, starts, created_ms,
+            soft_close, reserve_price,
+        )  # fmt: skip
         keys = self.keys_for(item_id)
+        rule = (
+            (str(soft_close.window_ms), str(soft_close.extension_ms), _ms_or_empty(soft_close.max_ends_ms))
+            if soft_close is not None
+            else ("", "", "")
+        )
         created = await self._create(
-            keys=[keys.item, keys.events, keys.outbox, keys.index],
+            keys=[keys.item, keys.events, keys.outbox, keys.index, keys.ends],
             args=[
                 item_id, title, description, currency, str(starting_price), str(min_increment),
                 str(starts), str(ends_ms), str(created_ms), self._maxlen, keys.channel, self._publish,
-                static.created_event(ends_ms),
+                static.created_event(ends_ms), static.created_event(ends_ms, for_archive=True),
+                *rule, _ms_or_empty(reserve_price),
             ],
         )  # fmt: skip
         if created != 1:  # a random 80-bit id collided; vanishingly rare, so let the caller retry
@@ -162,9 +182,9 @@ class ItemStore:
         """Turn a writer reply into the accepted bid, or raise the rejection it stands for."""
         code = code_of(reply)
         if code is ReplyCode.ACCEPTED:
-            seq, placed_ms, bid_count, ends_ms = accepted_of(reply)
+            seq, placed_ms, bid_count, ends_ms, item_seq = accepted_of(reply)
             static = await self._static_of(item_id)
-            live = ItemLive(amount, bidder, bid_count, seq, ends_ms)
+            live = ItemLive(amount, bidder, bid_count, item_seq, ends_ms)
             return AcceptedBid(bid_id_for(item_id, seq), seq, amount, placed_ms, ItemView(static, live))
         if code is ReplyCode.TOO_LOW:
             raise BidRejected(RejectReason.BID_TOO_LOW, int(reply[1]))
@@ -233,18 +253,30 @@ class ItemStore:
     def _view(self, item_id: str, fields: list[bytes | str | None]) -> ItemView | None:
         if fields[0] is None:
             return None
-        title, desc, cur, sp, inc, st, ct, price, hb, bc, seq, et = (
+        title, desc, cur, sp, inc, st, ct, price, hb, bc, seq, et, scw, scx, scm, rp, out, win, fp, cat = (
             None if f is None else f.decode() if isinstance(f, bytes) else f for f in fields
         )
         static = self._static.get(item_id)
         if static is None:
+            rule = None
+            if scw:
+                rule = SoftCloseRule(int(scw), int(scx or 0), int(scm) if scm else None)
             static = ItemStatic(
                 item_id, title or "", desc or "", cur or "", int(sp or 0), int(inc or 1),
-                int(st or 0), int(ct or 0),
+                int(st or 0), int(ct or 0), rule, int(rp) if rp else None,
             )  # fmt: skip
             self._remember(static)
-        live = ItemLive(None if price is None else int(price), hb, int(bc or 0), int(seq or 0), int(et or 0))
+        result = None
+        if out:
+            result = ItemResult(Outcome(out), win, int(fp) if fp else None, int(cat or 0))
+        live = ItemLive(
+            None if price is None else int(price), hb, int(bc or 0), int(seq or 0), int(et or 0), result
+        )
         return ItemView(static, live)
+
+
+def _ms_or_empty(value: int | None) -> str:
+    return "" if value is None else str(value)
 
 
 def _encode_cursor(position: tuple[int, str]) -> str:

@@ -8,8 +8,11 @@ from auction_contract.rules import (
     IDEMPOTENCY_KEY_PATTERN,
     MAX_AMOUNT,
     MAX_DESCRIPTION,
+    MAX_SOFT_CLOSE_SECONDS,
     MAX_TITLE,
+    MIN_SOFT_CLOSE_SECONDS,
     TIME_WINDOW_TEXT,
+    SoftCloseRule,
     is_item_id,
     safe_text,
     time_in_window,
@@ -54,3 +57,25 @@ def check_times(starts_ms: int | None, ends_ms: int) -> None:
     for name, value in (("starts_at", starts_ms), ("ends_at", ends_ms)):
         if value is not None and not time_in_window(value):
             raise InvalidArgument(f"{name} must be {TIME_WINDOW_TEXT}")
+
+
+def check_reserve(reserve_price: int | None, starting_price: int) -> None:
+    if reserve_price is not None and not starting_price <= reserve_price <= MAX_AMOUNT:
+        raise InvalidArgument(f"reserve_price must be between starting_price and {MAX_AMOUNT}")
+
+
+def soft_close_rule(
+    window_seconds: int, extension_seconds: int, max_ends_ms: int | None, ends_ms: int
+) -> SoftCloseRule:
+    """The checked rule: window and extension within the contract's bounds, the cap after the end."""
+    bounds = f"{MIN_SOFT_CLOSE_SECONDS}..{MAX_SOFT_CLOSE_SECONDS}"
+    if not MIN_SOFT_CLOSE_SECONDS <= window_seconds <= MAX_SOFT_CLOSE_SECONDS:
+        raise InvalidArgument(f"soft_close.window_seconds must be {bounds}")
+    if not MIN_SOFT_CLOSE_SECONDS <= extension_seconds <= MAX_SOFT_CLOSE_SECONDS:
+        raise InvalidArgument(f"soft_close.extension_seconds must be {bounds}")
+    if max_ends_ms is not None:
+        if not time_in_window(max_ends_ms):
+            raise InvalidArgument(f"soft_close.max_ends_at must be {TIME_WINDOW_TEXT}")
+        if max_ends_ms <= ends_ms:
+            raise InvalidArgument("soft_close.max_ends_at must be after ends_at")
+    return SoftCloseRule(window_seconds * 1000, extension_seconds * 1000, max_ends_ms)

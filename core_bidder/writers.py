@@ -18,10 +18,10 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError, WatchError
 
-from auction_contract.events import bid_event
+from auction_contract.events import bid_event, extended_event
 from auction_contract.redis_layout import EVENT_FIELD, ItemField
 from auction_contract.replies import Reply, ReplyCode, accepted_reply, too_low_reply
-from auction_contract.rules import ItemStatus, min_next_bid, status_at
+from auction_contract.rules import ItemStatus, SoftCloseRule, extended_end, min_next_bid, status_at
 from core_bidder.errors import StoreUnavailable
 from core_bidder.scripts import register
 
@@ -37,7 +37,8 @@ __all__ = ["BidInput", "BidWriter", "Group", "LuaBidWriter", "Reply", "WatchBidW
 _DECISION_FIELDS = [
     ItemField.STARTING_PRICE.value, ItemField.MIN_INCREMENT.value, ItemField.STARTS_MS.value,
     ItemField.ENDS_MS.value, ItemField.PRICE.value, ItemField.BID_COUNT.value, ItemField.SEQ.value,
-    ItemField.CURRENCY.value,
+    ItemField.CURRENCY.value, ItemField.SOFT_WINDOW_MS.value, ItemField.SOFT_EXTENSION_MS.value,
+    ItemField.SOFT_MAX_ENDS_MS.value,
 ]  # fmt: skip
 _NOT_FOUND: Reply = [ReplyCode.NOT_FOUND.value]
 
@@ -81,12 +82,12 @@ class LuaBidWriter(_Common):
         self._ttl_s, self._maxlen_s = str(self._ttl_ms), str(self._maxlen)
 
     def _call(self, keys: ItemKeys, bids: Sequence[BidInput]) -> tuple[list[str], list[str]]:
-        key_list = [keys.item, keys.events, keys.outbox]
+        key_list = [keys.item, keys.events, keys.outbox, keys.ends]
         args = [keys.item_id, self._ttl_s, self._maxlen_s, keys.channel, self._publish]
         for bidder, amount, idempotency_key in bids:
             if idempotency_key:
                 key_list.append(keys.idempotency(bidder, idempotency_key))
-                args += (bidder, str(amount), str(len(key_list) - 3))
+                args += (bidder, str(amount), str(len(key_list) - 4))
             else:
                 args += (bidder, str(amount), "0")
         return key_list, args
@@ -179,7 +180,9 @@ class WatchBidWriter(_Common):
         fields = await pipe.hmget(keys.item, _DECISION_FIELDS)
         if fields[0] is None:
             return None
-        sp, inc, st, et, price, bc, seq, currency = (_text(x) if x is not None else "" for x in fields)
+        sp, inc, st, et, price, bc, seq, currency, scw, scx, scm = (
+            _text(x) if x is not None else "" for x in fields
+        )
         secs, micros = await pipe.time()
         now_ms = secs * 1000 + micros // 1000
         pipe.multi()  # type: ignore[no-untyped-call]
@@ -207,7 +210,22 @@ class WatchBidWriter(_Common):
         pipe.xadd(keys.events, {EVENT_FIELD: event}, id=f"{new_seq}-0", maxlen=self._maxlen, approximate=True)
         pipe.xadd(keys.outbox, {EVENT_FIELD: event})
         pipe.execute_command(self._publish, keys.channel, event)
-        return accepted_reply(new_seq, now_ms, new_count, et)
+        ends = int(et)
+        rule = SoftCloseRule(int(scw), int(scx), int(scm) if scm else None) if scw else None
+        moved = extended_end(ends, now_ms, rule)
+        if moved == ends:
+            return accepted_reply(new_seq, now_ms, new_count, et)
+        # The same step as the bid, like place_bid.lua: the end, its event (next seq), the closer's index.
+        item_seq = new_seq + 1
+        notice = extended_event(keys.item_id, item_seq, moved, ends)
+        pipe.hset(keys.item, mapping={ItemField.ENDS_MS.value: moved, ItemField.SEQ.value: item_seq})
+        pipe.xadd(
+            keys.events, {EVENT_FIELD: notice}, id=f"{item_seq}-0", maxlen=self._maxlen, approximate=True
+        )
+        pipe.xadd(keys.outbox, {EVENT_FIELD: notice})
+        pipe.execute_command(self._publish, keys.channel, notice)
+        pipe.zadd(keys.ends, {keys.item_id: moved})
+        return accepted_reply(new_seq, now_ms, new_count, moved, item_seq)
 
 
 def _replay(prior: str, amount_s: str) -> Reply:

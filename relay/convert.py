@@ -3,7 +3,14 @@
 The outbox holds the JSON that `core_bidder` wrote (`auction_contract.events` has the shapes). Each
 entry becomes one `auction.v1.Event` whose id is "<item_id>.<seq>", published on `<prefix>.<item_id>`.
 Bid events carry their currency from the bid step itself, so every event on the stream is complete on
-its own without a lookup.
+its own without a lookup. The outbox's `created` event also names the hidden reserve (the live copy
+never does), so the archive has it.
+
+`occurred_at` is when the event happened: a bid's `placed_at`, an item's `created_at`, the close's
+`closed_at`. An `extended` event carries no time of its own: it happened when the bid right before it
+(seq - 1) was placed, and the only other times it holds are two ends, neither of which is when it
+happened. So its `occurred_at` is left unset rather than made up; a reader that needs the moment takes
+the `placed_at` of the item's event `seq - 1` (the contract puts the extension right after its bid).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auction.v1 import events_pb2, item_pb2
-from auction_contract.events import BadEvent, EventKind, decode_event, event_id_of
+from auction_contract.events import BadEvent, EventKind, Outcome, decode_event, event_id_of
 from auction_contract.proto_status import STATUS_TO_PROTO
 from auction_contract.rules import status_at
 from auction_contract.wire_time import parse_ms, timestamp
@@ -49,8 +56,13 @@ def to_event(doc: dict[str, Any]) -> events_pb2.Event:
     from its items table.
     """
     try:
-        if doc["type"] == EventKind.BID:
+        kind = doc["type"]
+        if kind == EventKind.BID:
             return _bid(doc)
+        if kind == EventKind.EXTENDED:
+            return _extended(doc)
+        if kind == EventKind.CLOSED:
+            return _closed(doc)
         return _created(doc)
     except (KeyError, TypeError, ValueError) as exc:
         raise BadEntry(f"{doc.get('type')} event is incomplete or malformed: {exc!r}") from None
@@ -99,6 +111,18 @@ def _created(doc: dict[str, Any]) -> events_pb2.Event:
         seq=seq,
         created_at=timestamp(created),
     )
+    rule = doc.get("soft_close")
+    if rule is not None:
+        if not isinstance(rule, dict):
+            raise TypeError("soft_close is not an object")
+        item.soft_close.window_seconds = _integer(rule, "window_seconds")
+        item.soft_close.extension_seconds = _integer(rule, "extension_seconds")
+        cap = rule.get("max_ends_at")
+        if cap is not None:
+            item.soft_close.max_ends_at.CopyFrom(timestamp(parse_ms(cap)))
+    if doc.get("reserve_price") is not None:
+        item.reserve_price = _integer(doc, "reserve_price")
+        item.reserve_met = False  # no bid yet
     return events_pb2.Event(
         event_id=event_id_of(item_id, seq),
         item_id=item_id,
@@ -106,3 +130,52 @@ def _created(doc: dict[str, Any]) -> events_pb2.Event:
         occurred_at=timestamp(created),
         item_created=events_pb2.ItemCreated(item=item),
     )
+
+
+def _extended(doc: dict[str, Any]) -> events_pb2.Event:
+    item_id, seq = doc["item_id"], doc["seq"]
+    ends, previous = parse_ms(doc["ends_at"]), parse_ms(doc["previous_ends_at"])
+    if ends < previous:
+        raise ValueError("an extension never moves the end back")
+    extended = events_pb2.AuctionExtended(ends_at=timestamp(ends), previous_ends_at=timestamp(previous))
+    # No occurred_at: the event holds no time of when it happened (see the module's docstring).
+    return events_pb2.Event(
+        event_id=event_id_of(item_id, seq), item_id=item_id, seq=seq, auction_extended=extended
+    )
+
+
+_OUTCOMES = {
+    Outcome.SOLD.value: item_pb2.AUCTION_OUTCOME_SOLD,
+    Outcome.NO_SALE.value: item_pb2.AUCTION_OUTCOME_NO_SALE,
+}
+
+
+def _closed(doc: dict[str, Any]) -> events_pb2.Event:
+    item_id, seq = doc["item_id"], doc["seq"]
+    outcome, winner, price = _OUTCOMES[doc["outcome"]], doc["winner"], doc["final_price"]
+    closed_ms = parse_ms(doc["closed_at"])
+    closed = events_pb2.AuctionClosed(
+        outcome=outcome, bid_count=_integer(doc, "bid_count"), closed_at=timestamp(closed_ms)
+    )
+    if outcome == item_pb2.AUCTION_OUTCOME_SOLD:
+        if not isinstance(winner, str) or not winner:
+            raise TypeError("a sale without a winner")
+        closed.winner = winner
+        closed.final_price = _integer(doc, "final_price")
+    elif winner is not None or price is not None:
+        raise ValueError("no sale, yet a winner or a final price")
+    return events_pb2.Event(
+        event_id=event_id_of(item_id, seq),
+        item_id=item_id,
+        seq=seq,
+        occurred_at=timestamp(closed_ms),
+        auction_closed=closed,
+    )
+
+
+def _integer(doc: dict[str, Any], name: str) -> int:
+    """A JSON integer member (not a bool, not a float), at least 0."""
+    value = doc[name]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise TypeError(f"{name} is not a non-negative integer: {value!r}")
+    return value

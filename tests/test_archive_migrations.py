@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,12 @@ import pytest
 
 from archiver.errors import MigrationError
 from archiver.migrations import load, migrate
+from archiver.rebuild import read_item
+from auction_contract.wire_time import timestamp_from_datetime
 from tests.archive_fixtures import fresh_database
 
 __all__ = ["fresh_database"]
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -33,7 +37,39 @@ async def test_migrations_apply_once_in_order_and_are_tracked(empty_db: Any) -> 
     rows = await empty_db.fetch("SELECT version, checksum FROM schema_migrations ORDER BY version")
     assert [(r["version"], r["checksum"]) for r in rows] == [(m.version, m.checksum) for m in wanted]
     tables = {r["tablename"] for r in await empty_db.fetch("SELECT tablename FROM pg_tables")}
-    assert {"items", "bids", "other_events", "dead_letters"} <= tables
+    assert {"items", "bids", "other_events", "dead_letters", "extensions", "auction_results"} <= tables
+
+
+async def test_an_archive_from_before_auctions_ended_migrates_and_reads_as_hard_ends(empty_db: Any) -> None:
+    """Items archived under 0001 keep their rows through 0002: no rule, no reserve, no result, their end
+    as created; the rebuild reads them as such (and a pre-0002 bid still counts)."""
+    wanted = load()
+    await migrate(empty_db, wanted[:1])
+    await empty_db.execute(
+        """INSERT INTO items (item_id, title, description, currency, starting_price, min_increment,
+                              starts_at, ends_at, created_at)
+           VALUES ('old', 'Clock', '', 'EUR', 100, 5, $1, $2, $1)""",
+        NOW, NOW + timedelta(hours=1),
+    )  # fmt: skip
+    await empty_db.execute(
+        """INSERT INTO bids (item_id, seq, bid_id, bidder, amount, currency, current_price, min_next_bid,
+                             placed_at) VALUES ('old', 2, 'old.2', 'ann', 100, 'EUR', 100, 105, $1)""",
+        NOW,
+    )
+    assert [m.version for m in await migrate(empty_db, wanted)] == [m.version for m in wanted[1:]]
+    request = await read_item(empty_db, "old", 100)
+    assert request is not None
+    item = request.item
+    assert not item.HasField("soft_close")
+    assert not item.HasField("reserve_price")
+    assert not item.HasField("result")
+    assert not request.HasField("closed")
+    assert item.created_ends_at == item.ends_at == timestamp_from_datetime(NOW + timedelta(hours=1))
+    assert (request.bid_count, [b.seq for b in request.recent_bids], len(request.recent_extensions)) == (
+        1,
+        [2],
+        0,
+    )
 
 
 async def test_an_edited_migration_stops_the_start(empty_db: Any, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -14,8 +15,10 @@ from archiver.events import Incoming, rows_of
 from archiver.history_service import check_request
 from archiver.migrations import load
 from auction.v1 import events_pb2, history_pb2, item_pb2
-from auction_contract.events import bid_event
-from core_bidder.restore_state import ArchivedBid, ArchivedItem, live_state
+from auction_contract.events import Outcome, bid_event, closed_event, created_event, extended_event
+from auction_contract.rules import SoftCloseRule
+from auction_contract.wire_time import timestamp
+from core_bidder.restore_state import ArchivedBid, ArchivedClose, ArchivedExtension, ArchivedItem, live_state
 from core_bidder.rules import ItemStatic
 from relay.convert import decode, outgoing, parse_ms, to_event
 from relay.errors import BadEntry
@@ -90,6 +93,140 @@ def incoming(seq: int, payload: bytes) -> Incoming:
     return Incoming(seq, "auction.events.lot-7", payload)
 
 
+RULE = SoftCloseRule(window_ms=120_000, extension_ms=60_000, max_ends_ms=ENDS_MS + 600_000)
+SOLD: dict[str, Any] = {"outcome": Outcome.SOLD, "winner": "bob", "final_price": 115, "bid_count": 4}
+
+
+def soft_item_json(*, reserve: int | None = 500, rule: SoftCloseRule | None = RULE) -> str:
+    """The outbox's copy of a created event: with the soft close rule and the hidden reserve."""
+    return created_event(
+        item_id="lot-7", title="Clock", description="A wall clock", currency="EUR", starting_price=100,
+        min_increment=5, starts_ms=CREATED_MS, ends_ms=ENDS_MS, created_ms=CREATED_MS,
+        soft_close=rule, reserve_price=reserve,
+    )  # fmt: skip
+
+
+def extended_json(seq: int, ends_ms: int, previous_ms: int) -> str:
+    return extended_event("lot-7", seq, ends_ms, previous_ms)
+
+
+def closed_json(seq: int, closed_ms: int = ENDS_MS + 5, **result: Any) -> str:
+    return closed_event("lot-7", seq, closed_ms=closed_ms, **(result or SOLD))
+
+
+def test_a_created_entry_carries_its_soft_close_rule_and_hidden_reserve() -> None:
+    """The outbox copy's `soft_close` and `reserve_price` land on the Item; without them, neither is set."""
+    item = to_event(decode(soft_item_json())).item_created.item
+    assert (item.soft_close.window_seconds, item.soft_close.extension_seconds) == (120, 60)
+    assert item.soft_close.max_ends_at.ToMilliseconds() == ENDS_MS + 600_000
+    assert item.HasField("reserve_price")
+    assert item.reserve_price == 500
+    assert item.HasField("reserve_met")
+    assert not item.reserve_met
+    uncapped = to_event(decode(soft_item_json(reserve=None, rule=SoftCloseRule(1000, 2000, None))))
+    uncapped_item = uncapped.item_created.item
+    assert uncapped_item.HasField("soft_close")
+    assert not uncapped_item.soft_close.HasField("max_ends_at")
+    assert not uncapped_item.HasField("reserve_price")
+    assert not uncapped_item.HasField("reserve_met")
+    hard = to_event(decode(created_json())).item_created.item
+    assert not hard.HasField("soft_close")
+    assert not hard.HasField("reserve_price")
+
+
+def test_an_extended_entry_becomes_auction_extended_without_a_made_up_time() -> None:
+    """Both ends carried exactly; `occurred_at` stays unset (the event holds no time of its own)."""
+    message = outgoing(decode(extended_json(5, ENDS_MS + 60_000, ENDS_MS)), "auction.events")
+    assert (message.event_id, message.subject) == ("lot-7.5", "auction.events.lot-7")
+    event = events_pb2.Event.FromString(message.payload)
+    assert event.WhichOneof("kind") == "auction_extended"
+    assert (event.item_id, event.seq) == ("lot-7", 5)
+    assert event.auction_extended.ends_at.ToMilliseconds() == ENDS_MS + 60_000
+    assert event.auction_extended.previous_ends_at.ToMilliseconds() == ENDS_MS
+    assert not event.HasField("occurred_at")
+
+
+def test_a_closed_entry_becomes_auction_closed_at_its_close_time() -> None:
+    """A sale names winner and price; no sale names neither; `occurred_at` is `closed_at`."""
+    sold = to_event(decode(closed_json(6)))
+    closed = sold.auction_closed
+    assert (sold.event_id, sold.seq) == ("lot-7.6", 6)
+    assert closed.outcome == item_pb2.AUCTION_OUTCOME_SOLD
+    assert (closed.winner, closed.final_price, closed.bid_count) == ("bob", 115, 4)
+    assert closed.closed_at.ToMilliseconds() == sold.occurred_at.ToMilliseconds() == ENDS_MS + 5
+    unsold = to_event(decode(closed_json(2, outcome=Outcome.NO_SALE, winner=None, final_price=None,
+                                         bid_count=0))).auction_closed  # fmt: skip
+    assert unsold.outcome == item_pb2.AUCTION_OUTCOME_NO_SALE
+    assert not unsold.HasField("winner")
+    assert not unsold.HasField("final_price")
+    assert unsold.bid_count == 0
+
+
+def _spoiled(raw: str, **changes: Any) -> dict[str, Any]:
+    doc = decode(raw)
+    for name, value in changes.items():
+        if value is ...:
+            del doc[name]
+        else:
+            doc[name] = value
+    return doc
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        _spoiled(extended_json(5, ENDS_MS + 1, ENDS_MS), ends_at=...),
+        _spoiled(extended_json(5, ENDS_MS + 1, ENDS_MS), previous_ends_at="yesterday"),
+        _spoiled(extended_json(5, ENDS_MS, ENDS_MS + 1)),  # moves the end back
+        _spoiled(closed_json(6), outcome="won"),
+        _spoiled(closed_json(6), winner=None),
+        _spoiled(closed_json(6), final_price="115"),
+        _spoiled(closed_json(6), bid_count=True),
+        _spoiled(closed_json(6), closed_at=...),
+        _spoiled(closed_json(6, outcome=Outcome.NO_SALE, winner="bob", final_price=None, bid_count=1)),
+        _spoiled(soft_item_json(), soft_close=[120, 60]),
+        _spoiled(soft_item_json(), soft_close={"window_seconds": 1.5, "extension_seconds": 60}),
+        _spoiled(soft_item_json(), reserve_price=-1),
+    ],
+    ids=lambda doc: f"{doc['type']}",
+)
+def test_malformed_extended_closed_and_created_entries_are_refused(doc: dict[str, Any]) -> None:
+    """Each becomes `BadEntry`, which the relay moves to the dead letters once (as for bids)."""
+    with pytest.raises(BadEntry):
+        to_event(doc)
+
+
+def test_rows_project_extensions_results_and_the_items_rule_and_reserve() -> None:
+    """created -> its soft close columns and reserve; extended -> `extensions`; closed -> one result;
+    a redelivered close within the batch is one row; a close that breaks the outcome rules is dead."""
+    payloads = [outgoing(decode(raw), "auction.events").payload for raw in (
+        soft_item_json(), bid_json(2, 100), extended_json(3, ENDS_MS + 60_000, ENDS_MS),
+        closed_json(4, **SOLD), closed_json(4, **SOLD),
+    )]  # fmt: skip
+    no_winner = events_pb2.Event(
+        event_id="lot-8.2", item_id="lot-8", seq=2,
+        auction_closed=events_pb2.AuctionClosed(
+            outcome=item_pb2.AUCTION_OUTCOME_SOLD, final_price=5, closed_at=timestamp(ENDS_MS)
+        ),
+    ).SerializeToString()  # fmt: skip
+    rows = rows_of([incoming(n, p) for n, p in enumerate([*payloads, no_winner], start=1)])
+    (item,) = rows.items
+    assert (item.soft_window_seconds, item.soft_extension_seconds, item.reserve_price) == (120, 60, 500)
+    assert item.soft_max_ends_at == datetime.fromtimestamp((ENDS_MS + 600_000) / 1000, UTC)
+    assert item.ends_at == datetime.fromtimestamp(ENDS_MS / 1000, UTC)
+    (extension,) = rows.extensions
+    assert (extension.event_id, extension.seq) == ("lot-7.3", 3)
+    assert extension.ends_at == datetime.fromtimestamp((ENDS_MS + 60_000) / 1000, UTC)
+    assert extension.previous_ends_at == datetime.fromtimestamp(ENDS_MS / 1000, UTC)
+    (result,) = rows.results
+    assert result[:7] == ("lot-7", 4, "lot-7.4", "sold", "bob", 115, 4)
+    assert result.closed_at == datetime.fromtimestamp((ENDS_MS + 5) / 1000, UTC)
+    assert [d.stream_seq for d in rows.dead] == [6]
+    assert rows.others == []
+    hard = rows_of([incoming(1, outgoing(decode(created_json()), "auction.events").payload)]).items[0]
+    assert hard[9:] == (None, None, None, None)
+
+
 def test_rows_keep_each_event_once_and_set_aside_what_is_not_an_event() -> None:
     """A redelivered event inside one batch is one row; garbage and NUL texts become dead letters."""
     created = outgoing(decode(created_json()), "auction.events").payload
@@ -97,20 +234,20 @@ def test_rows_keep_each_event_once_and_set_aside_what_is_not_an_event() -> None:
     nul_event = to_event(decode(bid_json(3, 105)))
     nul_event.bid_accepted.bidder = "ev\x00il"
     nul = nul_event.SerializeToString()
-    extended = events_pb2.Event(
+    no_ends = events_pb2.Event(
         event_id="lot-7.4", item_id="lot-7", seq=4, auction_extended=events_pb2.AuctionExtended()
     ).SerializeToString()
     rows = rows_of(
         [incoming(1, created), incoming(2, bid), incoming(3, bid), incoming(4, b"\xff\x00junk"),
-         incoming(5, nul), incoming(6, extended)]
+         incoming(5, nul), incoming(6, no_ends)]
     )  # fmt: skip
     assert [i.item_id for i in rows.items] == ["lot-7"]
     assert [(b.bid_id, b.seq, b.bidder, b.amount, b.currency) for b in rows.bids] == [
         ("lot-7.2", 2, "alice", 100, "EUR")
     ]
     assert rows.bids[0].placed_at == datetime.fromtimestamp((CREATED_MS + 2000) / 1000, UTC)
-    assert [d.stream_seq for d in rows.dead] == [4, 5]
-    assert [(o.event_id, o.kind) for o in rows.others] == [("lot-7.4", "auction_extended")]
+    assert [d.stream_seq for d in rows.dead] == [4, 5, 6]
+    assert rows.others == []
 
 
 def test_live_state_matches_what_the_bidder_wrote() -> None:
@@ -138,6 +275,64 @@ def test_live_state_history_holds_only_a_gap_free_run_of_the_newest_events() -> 
     assert [entry for entry, _ in state.events] == ["5-0", "6-0"]
     assert live_state(item, 0, []).events[0][0] == "1-0"
     assert "price" not in live_state(item, 0, []).fields
+
+
+def test_live_state_of_a_closed_extended_item_is_what_the_bidder_leaves() -> None:
+    """Rule, reserve and result fields as the Lua scripts write them; `et` the effective end; `seq` the
+    close's; the history every kind in seq order, with the created event's own (original) end."""
+    moved = ENDS_MS + 60_000
+    item = ArchivedItem("lot-7", "Clock", "A wall clock", "EUR", 100, 5, CREATED_MS, moved, CREATED_MS,
+                        RULE, 500, ENDS_MS)  # fmt: skip
+    bids = [
+        ArchivedBid(2, "alice", 100, CREATED_MS + 2000, 105),
+        ArchivedBid(3, "bob", 600, ENDS_MS - 10, 605),
+    ]
+    extensions = [ArchivedExtension(4, moved, ENDS_MS)]
+    closed = ArchivedClose(5, Outcome.SOLD, "bob", 600, 2, moved + 7)
+    state = live_state(item, 2, bids, extensions=extensions, closed=closed)
+    assert state.seq == 5
+    assert state.closed
+    assert state.ends_ms == moved
+    assert state.fields == {
+        "title": "Clock", "desc": "A wall clock", "cur": "EUR", "sp": "100", "inc": "5",
+        "st": str(CREATED_MS), "et": str(moved), "ct": str(CREATED_MS), "bc": "2", "seq": "5",
+        "scw": "120000", "scx": "60000", "scm": str(ENDS_MS + 600_000), "rp": "500",
+        "price": "600", "hb": "bob", "out": "sold", "win": "bob", "fp": "600", "cat": str(moved + 7),
+    }  # fmt: skip
+    assert state.events == [
+        ("1-0", soft_item_json(reserve=None)),
+        ("2-0", bid_event("lot-7", 2, "alice", 100, CREATED_MS + 2000, 105, currency="EUR")),
+        ("3-0", bid_event("lot-7", 3, "bob", 600, ENDS_MS - 10, 605, currency="EUR")),
+        ("4-0", extended_json(4, moved, ENDS_MS)),
+        ("5-0", closed_json(5, moved + 7, outcome=Outcome.SOLD, winner="bob", final_price=600, bid_count=2)),
+    ]
+    assert "reserve_price" not in state.events[0][1]  # the history's copy never names the reserve
+    kept = live_state(item, 2, bids, extensions=extensions, closed=closed, history_keep=2)
+    assert [entry for entry, _ in kept.events] == ["4-0", "5-0"]
+    assert kept.fields == state.fields
+
+
+def test_live_state_of_an_unsold_item_and_of_an_open_extended_one() -> None:
+    """No sale: `out` and `cat` only (no winner, no price); open: no result fields, seq the extension's."""
+    uncapped = SoftCloseRule(60_000, 30_000, None)
+    item = ArchivedItem("lot-7", "Clock", "", "EUR", 100, 5, CREATED_MS, ENDS_MS, CREATED_MS)
+    unsold = live_state(item, 0, [], closed=ArchivedClose(2, Outcome.NO_SALE, None, None, 0, ENDS_MS))
+    assert {k: unsold.fields[k] for k in ("seq", "out", "cat")} == {"seq": "2", "out": "no_sale",
+                                                                    "cat": str(ENDS_MS)}  # fmt: skip
+    assert not {"win", "fp", "price", "hb", "scw", "rp"} & unsold.fields.keys()
+    assert [entry for entry, _ in unsold.events] == ["1-0", "2-0"]
+    extended = ArchivedItem("lot-7", "Clock", "", "EUR", 100, 5, CREATED_MS, ENDS_MS + 30_000, CREATED_MS,
+                            uncapped, None, ENDS_MS)  # fmt: skip
+    bid = ArchivedBid(2, "a", 100, ENDS_MS - 1, 105)
+    open_ = live_state(extended, 1, [bid], extensions=[ArchivedExtension(3, ENDS_MS + 29_999, ENDS_MS)])
+    assert (open_.seq, open_.closed, open_.fields["scm"], open_.fields["et"]) == (
+        3,
+        False,
+        "",
+        str(ENDS_MS + 30_000),
+    )
+    assert not {"out", "win", "fp", "cat"} & open_.fields.keys()
+    assert orjson.loads(open_.events[0][1])["ends_at"] == "2026-11-18T12:06:40.123Z"  # as created
 
 
 def test_bundled_migrations_are_numbered_from_one() -> None:

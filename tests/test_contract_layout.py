@@ -10,7 +10,7 @@ from auction_contract.redis_layout import EVENT_FIELD, ItemField
 from auction_contract.replies import ReplyCode
 from core_bidder.scripts import lua_source
 
-SCRIPTS = ("create_item", "place_bid", "rebuild_item")
+SCRIPTS = ("create_item", "place_bid", "rebuild_item", "close_item")
 # Hash reads and writes that name fields literally: HSET key 'f', v, ... and HMGET key 'f', ...
 _HASH_CALL = re.compile(r"redis\.call\('(HSET|HMGET)',\s*item_key,([^)]*)\)", re.S)
 _QUOTED = re.compile(r"'([^']*)'")
@@ -38,9 +38,20 @@ def test_every_hash_field_a_script_names_is_a_contract_field(script: str) -> Non
 
 
 def test_create_item_writes_every_static_field_and_place_bid_reads_the_rules() -> None:
-    """The item hash as created holds every field but the leader's, which the first bid writes."""
+    """The item hash as created holds every field but the leader's, which the first bid writes, and the
+    result's, which the close writes."""
     created = _hash_fields(lua_source("create_item"))
-    assert created == {f.value for f in ItemField} - {ItemField.PRICE.value, ItemField.HIGHEST_BIDDER.value}
+    result = {
+        ItemField.OUTCOME.value,
+        ItemField.WINNER.value,
+        ItemField.FINAL_PRICE.value,
+        ItemField.CLOSED_MS.value,
+    }
+    assert (
+        created
+        == {f.value for f in ItemField} - {ItemField.PRICE.value, ItemField.HIGHEST_BIDDER.value} - result
+    )
+    assert result <= _hash_fields(lua_source("close_item"))
     placed = _hash_fields(lua_source("place_bid"))
     assert {ItemField.PRICE.value, ItemField.HIGHEST_BIDDER.value, ItemField.SEQ.value} <= placed
 

@@ -4,7 +4,8 @@ REST: `AsyncAuctionClient` (and `AuctionClient`, its blocking wrapper) with type
 the edge's OpenAPI document, retries for calls that are safe to repeat, and automatic idempotency keys
 for bids. Errors are `AuctionError` subclasses that mirror the API's problem types. gRPC for internal
 callers: the generated `auction.v1` package and `auction.rpc.connect`. Live: `watch_item`, an async
-iterator over an item's events from the WebSocket fan-out that reconnects and resumes by itself.
+iterator over an item's events from the WebSocket fan-out that reconnects and resumes by itself and
+ends after the auction's `Closed` event.
 """
 
 # The public names are loaded lazily (PEP 562): the servers import the generated `auction.v1` stubs,
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     )
     from auction.live import (
         BidPlaced,
+        Closed,
+        Extended,
         ItemCreated,
         ItemEvent,
         ItemStream,
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
         LiveItemNotFound,
         LiveStreamError,
         OtherEvent,
+        Outcome,
         Reset,
         Snapshot,
         watch_item,
@@ -66,7 +70,9 @@ _SUBMODULE: dict[str, str] = {
     "BidTooLow": "auction.errors",
     "BidsPage": "auction.models",
     "ClientError": "auction.errors",
+    "Closed": "auction.live",
     "Conflict": "auction.errors",
+    "Extended": "auction.live",
     "Forbidden": "auction.errors",
     "IdempotencyKeyReused": "auction.errors",
     "Item": "auction.models",
@@ -79,6 +85,7 @@ _SUBMODULE: dict[str, str] = {
     "LiveStreamError": "auction.live",
     "NotFound": "auction.errors",
     "OtherEvent": "auction.live",
+    "Outcome": "auction.live",
     "RateLimited": "auction.errors",
     "Reset": "auction.live",
     "RetryPolicy": "auction.retry",
@@ -107,7 +114,9 @@ __all__ = [
     "BidTooLow",
     "BidsPage",
     "ClientError",
+    "Closed",
     "Conflict",
+    "Extended",
     "Forbidden",
     "IdempotencyKeyReused",
     "Item",
@@ -120,6 +129,7 @@ __all__ = [
     "LiveStreamError",
     "NotFound",
     "OtherEvent",
+    "Outcome",
     "RateLimited",
     "Reset",
     "RetryPolicy",

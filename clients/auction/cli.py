@@ -31,10 +31,20 @@ from auction.errors import (
     ValidationFailed,
 )
 from auction.live import LiveItemNotFound
+from auction.models import Status
 from auction.money import format_money
 from auction.rest import DEFAULT_URL, AsyncAuctionClient
 from auction.tokens import ROLES, mint_dev_token
-from auction.watch import watch
+from auction.watch import (
+    format_reserve,
+    format_result,
+    format_soft_close,
+    reserve_met_of,
+    reserve_price_of,
+    result_of,
+    soft_close_of,
+    watch,
+)
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_REFUSED, EXIT_NOT_FOUND, EXIT_AUTH, EXIT_UNAVAILABLE = range(7)
 
@@ -86,11 +96,15 @@ def parser() -> argparse.ArgumentParser:
     history.add_argument("item_id")
     history.add_argument("--limit", type=int, default=50)
 
-    watch = sub.add_parser("watch", help="live view of an item's price and last bids")
+    watch = sub.add_parser(
+        "watch", help="live view of an item's price, countdown and last bids, until it closes"
+    )
     watch.add_argument("item_id")
     watch.add_argument("--ws-url", default=os.environ.get("AUCTION_WS_URL", "ws://127.0.0.1:8081"),
                        help="fan-out URL (env AUCTION_WS_URL)")  # fmt: skip
-    watch.add_argument("--count", type=int, default=0, help="stop after this many bids (default: never)")
+    watch.add_argument(
+        "--count", type=int, default=0, help="stop after this many bids (default: when the auction closes)"
+    )
     return p
 
 
@@ -170,7 +184,7 @@ async def _items(client: AsyncAuctionClient, ns: argparse.Namespace) -> int:
         return EXIT_OK
     if ns.items_command == "show":
         item = await client.get_item(ns.item_id)
-        _out(ns.json, item, _describe(item))
+        _out(ns.json, item, describe_item(item))
         return EXIT_OK
     found = []
     async for item in client.iter_items(status=ns.status, page_size=min(ns.limit, 200)):
@@ -186,18 +200,40 @@ async def _items(client: AsyncAuctionClient, ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _describe(item: Any) -> str:
+def describe_item(item: Any) -> str:
+    """`auction items show`: the item for people. Once closed: its result and no next minimum; the soft
+    close rules and whether the reserve is met when the item has them."""
+    result = result_of(item)
+    closed = result is not None or item.status == Status.closed
+    met = reserve_met_of(item)
     price = (
         format_money(item.current_price, item.currency) if item.current_price is not None else "no bids yet"
     )
+    reserve = f" ({format_reserve(met)})" if met is not None else ""
     lines = [
         f"{item.title} ({item.id})",
         f"  status        {item.status.value}",
-        f"  current price {price}" + (f" by {item.highest_bidder}" if item.highest_bidder else ""),
-        f"  next minimum  {format_money(item.min_next_bid, item.currency)}",
+    ]
+    if result is not None:
+        closed_at = f" at {result.closed_at:%Y-%m-%d %H:%M:%SZ}" if result.closed_at is not None else ""
+        lines.append(f"  result        {format_result(result, item.currency)}{closed_at}")
+    elif closed:
+        lines.append("  result        not recorded yet (closing)")
+    lines.append(
+        f"  current price {price}" + (f" by {item.highest_bidder}" if item.highest_bidder else "") + reserve
+    )
+    if not closed:
+        lines.append(f"  next minimum  {format_money(item.min_next_bid, item.currency)}")
+    reserve_price = reserve_price_of(item)
+    if reserve_price is not None:
+        lines.append(f"  reserve       {format_money(reserve_price, item.currency)}")
+    lines += [
         f"  bids          {item.bid_count}",
         f"  window        {item.starts_at:%Y-%m-%d %H:%M:%SZ} .. {item.ends_at:%Y-%m-%d %H:%M:%SZ}",
     ]
+    rules = soft_close_of(item)
+    if rules is not None:
+        lines.append(f"  soft close    {format_soft_close(rules)}")
     return "\n".join(lines)
 
 

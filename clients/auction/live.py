@@ -5,6 +5,8 @@
             match event:
                 case Snapshot(item=item): ...
                 case BidPlaced(amount=amount, bidder=bidder): ...
+                case Extended(ends_at=ends_at): ...
+                case Closed(outcome=outcome, winner=winner, final_price=price): ...
 
 The first event is a `Snapshot` (unless `since` is given), then every later event of the item in `seq`
 order. On a dropped connection, a server restart (1012) or a "try again later" (1013) the stream
@@ -13,6 +15,15 @@ reconnects by itself, with exponential backoff and full jitter, and resumes with
 If the server answers a resume with `reset` (it no longer holds the missed events), the stream yields
 `Reset` and then a fresh `Snapshot`. A jump in `seq` is treated as a broken connection: the stream
 reconnects with `since` and the server fills the hole.
+
+The auction's close ends the stream: after the `Closed` event (the item's last) the iteration stops
+cleanly, without reconnecting; so does a `Snapshot` of an item whose result is already recorded.
+
+Every frame from the fan-out carries the server's clock (`server_time`): `ItemStream.server_offset` is
+the latest estimate of server clock minus local clock, in seconds, and `ItemStream.server_now()` the
+local time corrected by it, so a countdown to `ends_at` follows the platform's clock (the one that
+decides) rather than the viewer's. The estimate is taken when a frame arrives, so it runs behind the
+server by the frame's one-way delay (usually milliseconds).
 
 Errors that retrying cannot fix end the iteration: `LiveItemNotFound` (close 4404) and `LiveStreamError`
 (refused handshake such as a disallowed Origin, a policy close, or `max_attempts` exhausted).
@@ -23,11 +34,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self, TypeAlias
+from typing import Any, Literal, Self, TypeAlias, cast
 from urllib.parse import quote
 
 import orjson
@@ -39,6 +51,8 @@ from auction.models import Item
 
 __all__ = [
     "BidPlaced",
+    "Closed",
+    "Extended",
     "ItemCreated",
     "ItemEvent",
     "ItemStream",
@@ -46,6 +60,7 @@ __all__ = [
     "LiveItemNotFound",
     "LiveStreamError",
     "OtherEvent",
+    "Outcome",
     "Reset",
     "Snapshot",
     "StreamDecoder",
@@ -100,9 +115,52 @@ class ItemCreated:
     created_at: datetime
 
 
+Outcome: TypeAlias = Literal["sold", "no_sale"]
+OUTCOMES: frozenset[str] = frozenset({"sold", "no_sale"})
+
+
+@dataclass(frozen=True, slots=True)
+class Extended:
+    """A late bid moved the end (soft close): `ends_at` is the new effective end.
+
+    Its `seq` follows the bid that caused it.
+    """
+
+    item_id: str
+    seq: int
+    ends_at: datetime
+    previous_ends_at: datetime
+
+    @property
+    def extension(self) -> timedelta:
+        """How far the end moved."""
+        return self.ends_at - self.previous_ends_at
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The auction is over and its result recorded; the item's last event (the stream ends after it).
+
+    `winner` and `final_price` are None when `outcome` is `"no_sale"` (no bid, or the reserve not met).
+    """
+
+    item_id: str
+    seq: int
+    outcome: Outcome
+    winner: str | None
+    final_price: int | None
+    bid_count: int
+    closed_at: datetime
+
+    @property
+    def sold(self) -> bool:
+        return self.outcome == "sold"
+
+
 @dataclass(frozen=True, slots=True)
 class OtherEvent:
-    """A kind of event this SDK version does not model yet (e.g. `extended`, `closed`): all its fields."""
+    """An event the SDK cannot type: a kind this version does not model, or a known kind whose fields
+    do not match its model. All its fields except `type`, `item_id`, `seq` (and `server_time`)."""
 
     type: str
     item_id: str
@@ -110,7 +168,7 @@ class OtherEvent:
     fields: Mapping[str, Any]
 
 
-ItemEvent: TypeAlias = BidPlaced | ItemCreated | OtherEvent
+ItemEvent: TypeAlias = BidPlaced | ItemCreated | Extended | Closed | OtherEvent
 LiveEvent: TypeAlias = Snapshot | Reset | ItemEvent
 
 
@@ -126,7 +184,22 @@ class _Gap(Exception):
     """A `seq` jump: reconnect with `since` so the server fills it."""
 
 
+_ENVELOPE = frozenset({"type", "item_id", "seq", "server_time"})
+CLOSED_KIND = "closed"
+
+
 def _event(data: Mapping[str, Any]) -> ItemEvent:
+    """The typed event; one whose fields do not fit its kind's model is kept as an `OtherEvent`."""
+    try:
+        return _typed_event(data)
+    except (KeyError, TypeError, ValueError):
+        fields = {k: v for k, v in data.items() if k not in _ENVELOPE}
+        return OtherEvent(
+            type=str(data["type"]), item_id=data["item_id"], seq=int(data["seq"]), fields=fields
+        )
+
+
+def _typed_event(data: Mapping[str, Any]) -> ItemEvent:
     kind = data["type"]
     if kind == "bid":
         return BidPlaced(
@@ -152,14 +225,37 @@ def _event(data: Mapping[str, Any]) -> ItemEvent:
             ends_at=_time(data["ends_at"]),
             created_at=_time(data["created_at"]),
         )
-    fields = {k: v for k, v in data.items() if k not in ("type", "item_id", "seq")}
-    return OtherEvent(type=kind, item_id=data["item_id"], seq=data["seq"], fields=fields)
+    if kind == "extended":
+        return Extended(
+            item_id=data["item_id"],
+            seq=data["seq"],
+            ends_at=_time(data["ends_at"]),
+            previous_ends_at=_time(data["previous_ends_at"]),
+        )
+    if kind == CLOSED_KIND:
+        outcome = data["outcome"]
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        return Closed(
+            item_id=data["item_id"],
+            seq=data["seq"],
+            outcome=cast("Outcome", outcome),
+            winner=data["winner"],
+            final_price=data["final_price"],
+            bid_count=data["bid_count"],
+            closed_at=_time(data["closed_at"]),
+        )
+    raise ValueError(f"unmodelled kind {kind!r}")
 
 
 class StreamDecoder:
     """Frames in, events out, with the stream's bookkeeping; no I/O, so it is tested on its own.
 
     `last_seq` is the `seq` of the last event (or snapshot) yielded: the `since` of the next resume.
+    `finished` turns true once the auction's close was yielded (a `closed` event, or a snapshot of an
+    item whose result is recorded): nothing follows it, the stream stops there.
+    `server_offset` is the latest estimate of the server's clock minus the local one, in seconds, from
+    the `server_time` of the last frame that had one (None before the first); `server_time` is that value.
     """
 
     def __init__(self, since: int | None = None) -> None:
@@ -167,11 +263,19 @@ class StreamDecoder:
         self.duplicates = 0
         self.gaps = 0
         self.error: Mapping[str, Any] | None = None
+        self.finished = False
+        self.server_time: datetime | None = None
+        self.server_offset: float | None = None
         self._after_reset = False
 
-    def feed(self, frame: str | bytes) -> Iterator[LiveEvent]:
-        """The events of one frame; raises `_Gap` at a `seq` jump (what came before it is yielded)."""
+    def feed(self, frame: str | bytes, received_at: float | None = None) -> Iterator[LiveEvent]:
+        """The events of one frame; raises `_Gap` at a `seq` jump (what came before it is yielded).
+
+        `received_at` is when the frame arrived (`time.time()`, the default) for the clock offset.
+        """
+        received = time.time() if received_at is None else received_at
         message = orjson.loads(frame)
+        self._observe_clock(message.get("server_time"), received)
         kind = message.get("type")
         if kind == "batch":
             for data in message["events"]:
@@ -182,7 +286,10 @@ class StreamDecoder:
                 return  # an older view than what was already yielded: skip it
             self._after_reset = False
             self.last_seq = seq
-            yield Snapshot(Item.model_validate(message["item"]), seq)
+            raw_item = message["item"]
+            if isinstance(raw_item, Mapping) and raw_item.get("result") is not None:
+                self.finished = True  # closed before we came: no event will follow
+            yield Snapshot(Item.model_validate(raw_item), seq)
         elif kind == "reset":
             self._after_reset = True
             yield Reset()
@@ -202,7 +309,26 @@ class StreamDecoder:
                 self.gaps += 1
                 raise _Gap(f"expected seq {last + 1}, got {seq}")
         self.last_seq = seq
+        if data.get("type") == CLOSED_KIND:
+            self.finished = True  # the item's last event, typed or not
         yield _event(data)
+
+    def _observe_clock(self, server_time: object, received: float) -> None:
+        if not isinstance(server_time, str):
+            return  # an older server: keep the last estimate
+        try:
+            parsed = _time(server_time)
+        except ValueError:
+            return
+        if parsed.tzinfo is None:
+            return
+        self.server_time = parsed
+        self.server_offset = parsed.timestamp() - received
+
+    def server_now(self, local: datetime | None = None) -> datetime:
+        """`local` (default: now) on the server's clock, as far as the latest offset tells (UTC)."""
+        now = datetime.now(UTC) if local is None else local
+        return now + timedelta(seconds=self.server_offset or 0.0)
 
 
 class ItemStream:
@@ -248,8 +374,22 @@ class ItemStream:
         return self._closed
 
     @property
+    def finished(self) -> bool:
+        """True once the auction's close was yielded: the iteration is over for good."""
+        return self.decoder.finished
+
+    @property
     def last_seq(self) -> int | None:
         return self.decoder.last_seq
+
+    @property
+    def server_offset(self) -> float | None:
+        """Server clock minus local clock in seconds, from the latest frame; None before the first."""
+        return self.decoder.server_offset
+
+    def server_now(self) -> datetime:
+        """Now on the server's clock (UTC): the local clock corrected by `server_offset`."""
+        return self.decoder.server_now()
 
     def _resume_url(self) -> str:
         since = self.decoder.last_seq
@@ -260,15 +400,17 @@ class ItemStream:
 
     async def _events(self) -> AsyncIterator[LiveEvent]:
         failures = 0
-        while not self._closed:
+        while not self._closed and not self._over():
             try:
                 async with connect(self._resume_url(), origin=self._origin, **self._options) as ws:  # type: ignore[arg-type]
                     self._connection = ws
                     self.connects += 1
                     async for frame in ws:
                         failures = 0
-                        for event in self.decoder.feed(frame):
+                        for event in self.decoder.feed(frame, time.time()):
                             yield event
+                            if self._over():
+                                return  # the auction is over: close cleanly, no reconnect
             except _Gap:
                 continue  # reconnect at once with `since`: the server fills the hole
             except ConnectionClosed as exc:
@@ -286,6 +428,9 @@ class ItemStream:
             if self._max_attempts is not None and failures >= self._max_attempts:
                 raise LiveStreamError(f"gave up after {failures} attempts")
             await asyncio.sleep(self._delay(failures))
+
+    def _over(self) -> bool:
+        return self.decoder.finished
 
     def _raise_if_final(self, exc: ConnectionClosed) -> None:
         code = exc.rcvd.code if exc.rcvd is not None else 1006

@@ -57,17 +57,25 @@ class CreateItemRequest(_message.Message):
     MIN_INCREMENT_FIELD_NUMBER: _builtins.int
     STARTS_AT_FIELD_NUMBER: _builtins.int
     ENDS_AT_FIELD_NUMBER: _builtins.int
+    RESERVE_PRICE_FIELD_NUMBER: _builtins.int
+    SOFT_CLOSE_FIELD_NUMBER: _builtins.int
     title: _builtins.str
     description: _builtins.str
     currency: _builtins.str
     starting_price: _builtins.int
     min_increment: _builtins.int
+    reserve_price: _builtins.int
+    """Optional hidden reserve, at least starting_price; below it at the close there is no sale."""
     @_builtins.property
     def starts_at(self) -> _timestamp_pb2.Timestamp:
         """Unset: the auction opens at once."""
 
     @_builtins.property
     def ends_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def soft_close(self) -> _item_pb2.SoftClose:
+        """Optional anti-sniping rule: window and extension 1..86400 s, max_ends_at after ends_at."""
+
     def __init__(
         self,
         *,
@@ -78,12 +86,16 @@ class CreateItemRequest(_message.Message):
         min_increment: _builtins.int = ...,
         starts_at: _timestamp_pb2.Timestamp | None = ...,
         ends_at: _timestamp_pb2.Timestamp | None = ...,
+        reserve_price: _builtins.int | None = ...,
+        soft_close: _item_pb2.SoftClose | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "starts_at", b"starts_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_reserve_price", b"_reserve_price", "ends_at", b"ends_at", "reserve_price", b"reserve_price", "soft_close", b"soft_close", "starts_at", b"starts_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "description", b"description", "ends_at", b"ends_at", "min_increment", b"min_increment", "starting_price", b"starting_price", "starts_at", b"starts_at", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_reserve_price", b"_reserve_price", "currency", b"currency", "description", b"description", "ends_at", b"ends_at", "min_increment", b"min_increment", "reserve_price", b"reserve_price", "soft_close", b"soft_close", "starting_price", b"starting_price", "starts_at", b"starts_at", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__reserve_price: _TypeAlias = _typing.Literal["reserve_price"]  # noqa: Y015
+    _WhichOneofArgType__reserve_price: _TypeAlias = _typing.Literal["_reserve_price", b"_reserve_price"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reserve_price) -> _WhichOneofReturnType__reserve_price | None: ...
 
 Global___CreateItemRequest: _TypeAlias = CreateItemRequest  # noqa: Y015
 

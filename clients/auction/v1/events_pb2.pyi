@@ -130,21 +130,25 @@ Global___BidAccepted: _TypeAlias = BidAccepted  # noqa: Y015
 
 @_typing.final
 class AuctionExtended(_message.Message):
-    """Reserved for anti-sniping extensions."""
+    """A late accepted bid moved the end (soft close); seq right after that bid's."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ENDS_AT_FIELD_NUMBER: _builtins.int
+    PREVIOUS_ENDS_AT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def ends_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def previous_ends_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
         ends_at: _timestamp_pb2.Timestamp | None = ...,
+        previous_ends_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "previous_ends_at", b"previous_ends_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "previous_ends_at", b"previous_ends_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -152,23 +156,34 @@ Global___AuctionExtended: _TypeAlias = AuctionExtended  # noqa: Y015
 
 @_typing.final
 class AuctionClosed(_message.Message):
-    """Reserved for the close of an auction."""
+    """The close: the item's last event, recorded exactly once."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     FINAL_PRICE_FIELD_NUMBER: _builtins.int
     WINNER_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    BID_COUNT_FIELD_NUMBER: _builtins.int
+    CLOSED_AT_FIELD_NUMBER: _builtins.int
     final_price: _builtins.int
+    """Set when sold."""
     winner: _builtins.str
+    outcome: _item_pb2.AuctionOutcome.ValueType
+    bid_count: _builtins.int
+    @_builtins.property
+    def closed_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
         final_price: _builtins.int | None = ...,
         winner: _builtins.str | None = ...,
+        outcome: _item_pb2.AuctionOutcome.ValueType = ...,
+        bid_count: _builtins.int = ...,
+        closed_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_final_price", b"_final_price", "_winner", b"_winner", "final_price", b"final_price", "winner", b"winner"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_final_price", b"_final_price", "_winner", b"_winner", "closed_at", b"closed_at", "final_price", b"final_price", "winner", b"winner"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_final_price", b"_final_price", "_winner", b"_winner", "final_price", b"final_price", "winner", b"winner"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_final_price", b"_final_price", "_winner", b"_winner", "bid_count", b"bid_count", "closed_at", b"closed_at", "final_price", b"final_price", "outcome", b"outcome", "winner", b"winner"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__final_price: _TypeAlias = _typing.Literal["final_price"]  # noqa: Y015
     _WhichOneofArgType__final_price: _TypeAlias = _typing.Literal["_final_price", b"_final_price"]  # noqa: Y015

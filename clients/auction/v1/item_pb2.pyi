@@ -11,10 +11,10 @@ import builtins as _builtins
 import sys
 import typing as _typing
 
-if sys.version_info >= (3, 10):
-    from typing import TypeAlias as _TypeAlias
+if sys.version_info >= (3, 11):
+    from typing import TypeAlias as _TypeAlias, Never as _Never
 else:
-    from typing_extensions import TypeAlias as _TypeAlias
+    from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -38,6 +38,25 @@ ITEM_STATUS_OPEN: ItemStatus.ValueType  # 2
 ITEM_STATUS_CLOSED: ItemStatus.ValueType  # 3
 Global___ItemStatus: _TypeAlias = ItemStatus  # noqa: Y015
 
+class _AuctionOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AuctionOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuctionOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AUCTION_OUTCOME_UNSPECIFIED: _AuctionOutcome.ValueType  # 0
+    AUCTION_OUTCOME_SOLD: _AuctionOutcome.ValueType  # 1
+    """At least one bid, and no reserve or the price met it: sold to the highest bidder."""
+    AUCTION_OUTCOME_NO_SALE: _AuctionOutcome.ValueType  # 2
+
+class AuctionOutcome(_AuctionOutcome, metaclass=_AuctionOutcomeEnumTypeWrapper): ...
+
+AUCTION_OUTCOME_UNSPECIFIED: AuctionOutcome.ValueType  # 0
+AUCTION_OUTCOME_SOLD: AuctionOutcome.ValueType  # 1
+"""At least one bid, and no reserve or the price met it: sold to the highest bidder."""
+AUCTION_OUTCOME_NO_SALE: AuctionOutcome.ValueType  # 2
+Global___AuctionOutcome: _TypeAlias = AuctionOutcome  # noqa: Y015
+
 @_typing.final
 class Item(_message.Message):
     """An auctioned item. Money is an integer count of minor units of `currency`."""
@@ -59,6 +78,10 @@ class Item(_message.Message):
     ENDS_AT_FIELD_NUMBER: _builtins.int
     SEQ_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    SOFT_CLOSE_FIELD_NUMBER: _builtins.int
+    RESERVE_MET_FIELD_NUMBER: _builtins.int
+    RESERVE_PRICE_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     title: _builtins.str
     description: _builtins.str
@@ -76,12 +99,24 @@ class Item(_message.Message):
     """starting_price before the first bid, then current_price + min_increment."""
     seq: _builtins.int
     """The seq of the item's latest event (1 = created)."""
+    reserve_met: _builtins.bool
+    """Whether the current price meets the reserve; unset when the item has no reserve."""
+    reserve_price: _builtins.int
+    """The hidden reserve: set by the bidder when there is one; the edge shows it to admins only."""
     @_builtins.property
     def starts_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def ends_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def soft_close(self) -> Global___SoftClose:
+        """Anti-sniping: unset for a hard end."""
+
+    @_builtins.property
+    def result(self) -> Global___AuctionResult:
+        """Unset until the auction is closed; then its one result."""
+
     def __init__(
         self,
         *,
@@ -100,18 +135,99 @@ class Item(_message.Message):
         ends_at: _timestamp_pb2.Timestamp | None = ...,
         seq: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        soft_close: Global___SoftClose | None = ...,
+        reserve_met: _builtins.bool | None = ...,
+        reserve_price: _builtins.int | None = ...,
+        result: Global___AuctionResult | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_current_price", b"_current_price", "_highest_bidder", b"_highest_bidder", "created_at", b"created_at", "current_price", b"current_price", "ends_at", b"ends_at", "highest_bidder", b"highest_bidder", "starts_at", b"starts_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_current_price", b"_current_price", "_highest_bidder", b"_highest_bidder", "_reserve_met", b"_reserve_met", "_reserve_price", b"_reserve_price", "created_at", b"created_at", "current_price", b"current_price", "ends_at", b"ends_at", "highest_bidder", b"highest_bidder", "reserve_met", b"reserve_met", "reserve_price", b"reserve_price", "result", b"result", "soft_close", b"soft_close", "starts_at", b"starts_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_current_price", b"_current_price", "_highest_bidder", b"_highest_bidder", "bid_count", b"bid_count", "created_at", b"created_at", "currency", b"currency", "current_price", b"current_price", "description", b"description", "ends_at", b"ends_at", "highest_bidder", b"highest_bidder", "id", b"id", "min_increment", b"min_increment", "min_next_bid", b"min_next_bid", "seq", b"seq", "starting_price", b"starting_price", "starts_at", b"starts_at", "status", b"status", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_current_price", b"_current_price", "_highest_bidder", b"_highest_bidder", "_reserve_met", b"_reserve_met", "_reserve_price", b"_reserve_price", "bid_count", b"bid_count", "created_at", b"created_at", "currency", b"currency", "current_price", b"current_price", "description", b"description", "ends_at", b"ends_at", "highest_bidder", b"highest_bidder", "id", b"id", "min_increment", b"min_increment", "min_next_bid", b"min_next_bid", "reserve_met", b"reserve_met", "reserve_price", b"reserve_price", "result", b"result", "seq", b"seq", "soft_close", b"soft_close", "starting_price", b"starting_price", "starts_at", b"starts_at", "status", b"status", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__current_price: _TypeAlias = _typing.Literal["current_price"]  # noqa: Y015
     _WhichOneofArgType__current_price: _TypeAlias = _typing.Literal["_current_price", b"_current_price"]  # noqa: Y015
     _WhichOneofReturnType__highest_bidder: _TypeAlias = _typing.Literal["highest_bidder"]  # noqa: Y015
     _WhichOneofArgType__highest_bidder: _TypeAlias = _typing.Literal["_highest_bidder", b"_highest_bidder"]  # noqa: Y015
+    _WhichOneofReturnType__reserve_met: _TypeAlias = _typing.Literal["reserve_met"]  # noqa: Y015
+    _WhichOneofArgType__reserve_met: _TypeAlias = _typing.Literal["_reserve_met", b"_reserve_met"]  # noqa: Y015
+    _WhichOneofReturnType__reserve_price: _TypeAlias = _typing.Literal["reserve_price"]  # noqa: Y015
+    _WhichOneofArgType__reserve_price: _TypeAlias = _typing.Literal["_reserve_price", b"_reserve_price"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__current_price) -> _WhichOneofReturnType__current_price | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__highest_bidder) -> _WhichOneofReturnType__highest_bidder | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reserve_met) -> _WhichOneofReturnType__reserve_met | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reserve_price) -> _WhichOneofReturnType__reserve_price | None: ...
 
 Global___Item: _TypeAlias = Item  # noqa: Y015
+
+@_typing.final
+class SoftClose(_message.Message):
+    """An accepted bid placed within `window_seconds` before the end moves the end to
+    min(max(end, placed_at + extension_seconds), max_ends_at).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
+    EXTENSION_SECONDS_FIELD_NUMBER: _builtins.int
+    MAX_ENDS_AT_FIELD_NUMBER: _builtins.int
+    window_seconds: _builtins.int
+    extension_seconds: _builtins.int
+    @_builtins.property
+    def max_ends_at(self) -> _timestamp_pb2.Timestamp:
+        """Unset: no cap."""
+
+    def __init__(
+        self,
+        *,
+        window_seconds: _builtins.int = ...,
+        extension_seconds: _builtins.int = ...,
+        max_ends_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["max_ends_at", b"max_ends_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["extension_seconds", b"extension_seconds", "max_ends_at", b"max_ends_at", "window_seconds", b"window_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SoftClose: _TypeAlias = SoftClose  # noqa: Y015
+
+@_typing.final
+class AuctionResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    WINNER_FIELD_NUMBER: _builtins.int
+    FINAL_PRICE_FIELD_NUMBER: _builtins.int
+    CLOSED_AT_FIELD_NUMBER: _builtins.int
+    outcome: Global___AuctionOutcome.ValueType
+    winner: _builtins.str
+    """Set when sold."""
+    final_price: _builtins.int
+    @_builtins.property
+    def closed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        outcome: Global___AuctionOutcome.ValueType = ...,
+        winner: _builtins.str | None = ...,
+        final_price: _builtins.int | None = ...,
+        closed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_final_price", b"_final_price", "_winner", b"_winner", "closed_at", b"closed_at", "final_price", b"final_price", "winner", b"winner"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_final_price", b"_final_price", "_winner", b"_winner", "closed_at", b"closed_at", "final_price", b"final_price", "outcome", b"outcome", "winner", b"winner"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__final_price: _TypeAlias = _typing.Literal["final_price"]  # noqa: Y015
+    _WhichOneofArgType__final_price: _TypeAlias = _typing.Literal["_final_price", b"_final_price"]  # noqa: Y015
+    _WhichOneofReturnType__winner: _TypeAlias = _typing.Literal["winner"]  # noqa: Y015
+    _WhichOneofArgType__winner: _TypeAlias = _typing.Literal["_winner", b"_winner"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__final_price) -> _WhichOneofReturnType__final_price | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__winner) -> _WhichOneofReturnType__winner | None: ...
+
+Global___AuctionResult: _TypeAlias = AuctionResult  # noqa: Y015

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from auction.v1 import item_pb2 as _item_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -60,18 +61,38 @@ class ArchivedItem(_message.Message):
     STARTS_AT_FIELD_NUMBER: _builtins.int
     ENDS_AT_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    SOFT_CLOSE_FIELD_NUMBER: _builtins.int
+    RESERVE_PRICE_FIELD_NUMBER: _builtins.int
+    CREATED_ENDS_AT_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
     item_id: _builtins.str
     title: _builtins.str
     description: _builtins.str
     currency: _builtins.str
     starting_price: _builtins.int
     min_increment: _builtins.int
+    reserve_price: _builtins.int
+    """The hidden reserve; unset when the item has none."""
     @_builtins.property
     def starts_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
-    def ends_at(self) -> _timestamp_pb2.Timestamp: ...
+    def ends_at(self) -> _timestamp_pb2.Timestamp:
+        """The effective end: moved by every archived extension."""
+
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def soft_close(self) -> _item_pb2.SoftClose:
+        """Unset for a hard end."""
+
+    @_builtins.property
+    def created_ends_at(self) -> _timestamp_pb2.Timestamp:
+        """The end as created (the `created` event's ends_at); unset: ends_at (the item was never extended)."""
+
+    @_builtins.property
+    def result(self) -> _item_pb2.AuctionResult:
+        """Unset until the archive holds the item's `closed` event; its seq and bid count are `closed`."""
+
     def __init__(
         self,
         *,
@@ -84,14 +105,74 @@ class ArchivedItem(_message.Message):
         starts_at: _timestamp_pb2.Timestamp | None = ...,
         ends_at: _timestamp_pb2.Timestamp | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        soft_close: _item_pb2.SoftClose | None = ...,
+        reserve_price: _builtins.int | None = ...,
+        created_ends_at: _timestamp_pb2.Timestamp | None = ...,
+        result: _item_pb2.AuctionResult | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "ends_at", b"ends_at", "starts_at", b"starts_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_reserve_price", b"_reserve_price", "created_at", b"created_at", "created_ends_at", b"created_ends_at", "ends_at", b"ends_at", "reserve_price", b"reserve_price", "result", b"result", "soft_close", b"soft_close", "starts_at", b"starts_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "currency", b"currency", "description", b"description", "ends_at", b"ends_at", "item_id", b"item_id", "min_increment", b"min_increment", "starting_price", b"starting_price", "starts_at", b"starts_at", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_reserve_price", b"_reserve_price", "created_at", b"created_at", "created_ends_at", b"created_ends_at", "currency", b"currency", "description", b"description", "ends_at", b"ends_at", "item_id", b"item_id", "min_increment", b"min_increment", "reserve_price", b"reserve_price", "result", b"result", "soft_close", b"soft_close", "starting_price", b"starting_price", "starts_at", b"starts_at", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__reserve_price: _TypeAlias = _typing.Literal["reserve_price"]  # noqa: Y015
+    _WhichOneofArgType__reserve_price: _TypeAlias = _typing.Literal["_reserve_price", b"_reserve_price"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reserve_price) -> _WhichOneofReturnType__reserve_price | None: ...
+
+Global___ArchivedItem: _TypeAlias = ArchivedItem  # noqa: Y015
+
+@_typing.final
+class ArchivedExtension(_message.Message):
+    """One archived soft-close extension (an `extended` event)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    ENDS_AT_FIELD_NUMBER: _builtins.int
+    PREVIOUS_ENDS_AT_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    @_builtins.property
+    def ends_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def previous_ends_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        ends_at: _timestamp_pb2.Timestamp | None = ...,
+        previous_ends_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "previous_ends_at", b"previous_ends_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "previous_ends_at", b"previous_ends_at", "seq", b"seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ArchivedItem: _TypeAlias = ArchivedItem  # noqa: Y015
+Global___ArchivedExtension: _TypeAlias = ArchivedExtension  # noqa: Y015
+
+@_typing.final
+class ArchivedClose(_message.Message):
+    """The archived `closed` event beyond the result it recorded (`ArchivedItem.result`)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    BID_COUNT_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    bid_count: _builtins.int
+    """The bid count the event reported."""
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        bid_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bid_count", b"bid_count", "seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchivedClose: _TypeAlias = ArchivedClose  # noqa: Y015
 
 @_typing.final
 class ArchivedBid(_message.Message):
@@ -135,6 +216,8 @@ class RestoreItemRequest(_message.Message):
     BID_COUNT_FIELD_NUMBER: _builtins.int
     RECENT_BIDS_FIELD_NUMBER: _builtins.int
     FORCE_FIELD_NUMBER: _builtins.int
+    RECENT_EXTENSIONS_FIELD_NUMBER: _builtins.int
+    CLOSED_FIELD_NUMBER: _builtins.int
     bid_count: _builtins.int
     """Every accepted bid the archive holds for the item."""
     force: _builtins.bool
@@ -145,6 +228,14 @@ class RestoreItemRequest(_message.Message):
     def recent_bids(self) -> _containers.RepeatedCompositeFieldContainer[Global___ArchivedBid]:
         """The newest archived bids, ascending by seq; the bidder keeps as many as its history holds."""
 
+    @_builtins.property
+    def recent_extensions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ArchivedExtension]:
+        """The newest archived extensions, ascending by seq (as many as recent_bids, or fewer)."""
+
+    @_builtins.property
+    def closed(self) -> Global___ArchivedClose:
+        """Set exactly when item.result is: the item's last event."""
+
     def __init__(
         self,
         *,
@@ -152,10 +243,12 @@ class RestoreItemRequest(_message.Message):
         bid_count: _builtins.int = ...,
         recent_bids: _abc.Iterable[Global___ArchivedBid] | None = ...,
         force: _builtins.bool = ...,
+        recent_extensions: _abc.Iterable[Global___ArchivedExtension] | None = ...,
+        closed: Global___ArchivedClose | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed", b"closed", "item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bid_count", b"bid_count", "force", b"force", "item", b"item", "recent_bids", b"recent_bids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bid_count", b"bid_count", "closed", b"closed", "force", b"force", "item", b"item", "recent_bids", b"recent_bids", "recent_extensions", b"recent_extensions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -53,9 +53,10 @@ class BidderAdminServiceServicer:
     """
 
     def RestoreItem(self, request, context):
-        """Restore one item's live state (hash, partition index entry, event history) from its archived
-        rows, in one atomic step; bidding then continues at the next seq. Never overwrites newer state:
-        an item still in Redis is left alone unless `force`, and a history newer than the archive always.
+        """Restore one item's live state (hash, partition index and ends entries, event history) from its
+        archived rows, in one atomic step; bidding then continues at the next seq (an open item's close
+        then comes from the closer). Never overwrites newer state: an item still in Redis is left alone
+        unless `force`, and a history newer than the archive always.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

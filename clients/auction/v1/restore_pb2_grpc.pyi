@@ -38,9 +38,10 @@ class BidderAdminServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> BidderAdminServiceAsyncStub: ...
     RestoreItem: _grpc.UnaryUnaryMultiCallable[_restore_pb2.RestoreItemRequest, _restore_pb2.RestoreItemResponse]
-    """Restore one item's live state (hash, partition index entry, event history) from its archived
-    rows, in one atomic step; bidding then continues at the next seq. Never overwrites newer state:
-    an item still in Redis is left alone unless `force`, and a history newer than the archive always.
+    """Restore one item's live state (hash, partition index and ends entries, event history) from its
+    archived rows, in one atomic step; bidding then continues at the next seq (an open item's close
+    then comes from the closer). Never overwrites newer state: an item still in Redis is left alone
+    unless `force`, and a history newer than the archive always.
     """
 
 @_typing.type_check_only
@@ -53,9 +54,10 @@ class BidderAdminServiceAsyncStub(BidderAdminServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     RestoreItem: _aio.UnaryUnaryMultiCallable[_restore_pb2.RestoreItemRequest, _restore_pb2.RestoreItemResponse]  # type: ignore[assignment]
-    """Restore one item's live state (hash, partition index entry, event history) from its archived
-    rows, in one atomic step; bidding then continues at the next seq. Never overwrites newer state:
-    an item still in Redis is left alone unless `force`, and a history newer than the archive always.
+    """Restore one item's live state (hash, partition index and ends entries, event history) from its
+    archived rows, in one atomic step; bidding then continues at the next seq (an open item's close
+    then comes from the closer). Never overwrites newer state: an item still in Redis is left alone
+    unless `force`, and a history newer than the archive always.
     """
 
 class BidderAdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -71,9 +73,10 @@ class BidderAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _restore_pb2.RestoreItemRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_restore_pb2.RestoreItemResponse, _abc.Awaitable[_restore_pb2.RestoreItemResponse]]:
-        """Restore one item's live state (hash, partition index entry, event history) from its archived
-        rows, in one atomic step; bidding then continues at the next seq. Never overwrites newer state:
-        an item still in Redis is left alone unless `force`, and a history newer than the archive always.
+        """Restore one item's live state (hash, partition index and ends entries, event history) from its
+        archived rows, in one atomic step; bidding then continues at the next seq (an open item's close
+        then comes from the closer). Never overwrites newer state: an item still in Redis is left alone
+        unless `force`, and a history newer than the archive always.
         """
 
 def add_BidderAdminServiceServicer_to_server(servicer: BidderAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
