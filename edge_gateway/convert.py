@@ -44,10 +44,10 @@ def bid_result_json(response: bidder_pb2.PlaceBidResponse) -> dict[str, Any]:
     }
 
 
-def item_list_json(response: bidder_pb2.ListItemsResponse) -> dict[str, Any]:
+def item_list_json(response: bidder_pb2.ListItemsResponse, *, admin: bool = False) -> dict[str, Any]:
     """`GET /items` body; an empty `next_cursor` (last page) becomes null."""
     return {
-        "items": [item_json(item) for item in response.items],
+        "items": [item_json(item, admin=admin) for item in response.items],
         "next_cursor": response.next_cursor or None,
     }
 
@@ -81,4 +81,12 @@ def create_item_request(body: CreateItemRequest) -> bidder_pb2.CreateItemRequest
     )
     if body.starts_at is not None:
         request.starts_at.CopyFrom(timestamp_from_datetime(body.starts_at))
+    if body.reserve_price is not None:
+        request.reserve_price = body.reserve_price
+    rule = body.soft_close
+    if rule is not None:
+        request.soft_close.window_seconds = rule.window_seconds
+        request.soft_close.extension_seconds = rule.extension_seconds
+        if rule.max_ends_at is not None:
+            request.soft_close.max_ends_at.CopyFrom(timestamp_from_datetime(rule.max_ends_at))
     return request

@@ -10,7 +10,7 @@ from fastapi import Depends
 from starlette.requests import Request
 
 from edge_gateway.clients import BidderClient, HistoryClient
-from edge_gateway.problems import unavailable
+from edge_gateway.problems import ProblemError, unavailable
 from edge_gateway.ratelimit import client_key
 from edge_gateway.state import edge_state
 
@@ -42,3 +42,19 @@ Bidder = Annotated[BidderClient, Depends(bidder_client)]
 History = Annotated[HistoryClient, Depends(history_client)]
 ReadLimit = Annotated[None, Depends(read_limit)]
 """Declared first on a read route (dependencies run in declaration order), before its client."""
+
+
+async def reader_is_admin(request: Request) -> bool:
+    """Whether a read comes with a valid admin token (which shows the hidden reserve). Reads need no
+    token, so a missing or invalid one only means "not an admin", never an error."""
+    authorization = request.headers.get("authorization")
+    if not authorization:
+        return False
+    try:
+        principal = await edge_state(request).verifier.authenticate(authorization)
+    except ProblemError:
+        return False
+    return principal.role == "admin"
+
+
+ReaderIsAdmin = Annotated[bool, Depends(reader_is_admin)]

@@ -25,7 +25,7 @@ from edge_gateway.convert import (
     item_json,
     item_list_json,
 )
-from edge_gateway.deps import Bidder, History, ReadLimit
+from edge_gateway.deps import Bidder, History, ReaderIsAdmin, ReadLimit
 from edge_gateway.lean_route import LeanRoute
 from edge_gateway.openapi import json_body, problem_responses
 from edge_gateway.problems import item_not_found
@@ -88,10 +88,11 @@ async def place_bid(
     summary="Get an item",
     responses=problem_responses(404, 429, 503),
 )
-async def get_item(item_id: ItemId, _read_limit: ReadLimit, bidder: Bidder) -> Response:
+async def get_item(item_id: ItemId, _read_limit: ReadLimit, bidder: Bidder, admin: ReaderIsAdmin) -> Response:
+    """The item; with an admin token its hidden `reserve_price` too."""
     if not is_item_id(item_id):
         raise item_not_found(item_id)
-    return json_response(item_json(await bidder.get_item(item_id)))
+    return json_response(item_json(await bidder.get_item(item_id), admin=admin))
 
 
 @router.get(
@@ -103,6 +104,7 @@ async def get_item(item_id: ItemId, _read_limit: ReadLimit, bidder: Bidder) -> R
 async def list_items(
     _read_limit: ReadLimit,
     bidder: Bidder,
+    admin: ReaderIsAdmin,
     status: Annotated[
         Literal["scheduled", "open", "closed"] | None, Query(description="Only items in this state.")
     ] = None,
@@ -112,7 +114,8 @@ async def list_items(
     ] = None,
 ) -> Response:
     wanted = STATUS_VALUES[status] if status is not None else item_pb2.ITEM_STATUS_UNSPECIFIED
-    return json_response(item_list_json(await bidder.list_items(wanted, limit, cursor or "")))
+    page = await bidder.list_items(wanted, limit, cursor or "")
+    return json_response(item_list_json(page, admin=admin))
 
 
 @router.post(
@@ -127,7 +130,7 @@ async def create_item(request: Request, principal: AdminPrincipal, bidder: Bidde
     """Creates the item's auction; answers 201 with `Location: /items/{id}`."""
     body = await read_json(request, CreateItemRequest)
     item = await bidder.create_item(create_item_request(body))
-    return json_response(item_json(item), 201, {"Location": f"/items/{item.id}"})
+    return json_response(item_json(item, admin=True), 201, {"Location": f"/items/{item.id}"})
 
 
 @router.get(

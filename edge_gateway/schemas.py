@@ -12,7 +12,7 @@ times cheaper than validating outgoing data.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AwareDatetime,
@@ -21,14 +21,18 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from auction_contract.rules import (
     CURRENCY_PATTERN,
     MAX_AMOUNT,
     MAX_DESCRIPTION,
+    MAX_SOFT_CLOSE_SECONDS,
     MAX_TITLE,
+    MIN_SOFT_CLOSE_SECONDS,
     TIME_WINDOW_TEXT,
     time_in_window,
 )
@@ -55,6 +59,13 @@ ITEM_EXAMPLE: dict[str, Any] = {
     "starts_at": "2026-11-23T12:00:00.000Z",
     "ends_at": "2026-11-23T18:00:00.000Z",
     "seq": 4,
+    "soft_close": {
+        "window_seconds": 120,
+        "extension_seconds": 120,
+        "max_ends_at": "2026-11-23T19:00:00.000Z",
+    },
+    "result": None,
+    "reserve_met": True,
 }
 
 
@@ -77,8 +88,10 @@ CREATE_ITEM_EXAMPLE: dict[str, Any] = {
     "currency": "EUR",
     "starting_price": 100000,
     "min_increment": 5000,
-    "starts_at": "2026-11-23T12:00:00Z",
-    "ends_at": "2026-11-23T18:00:00Z",
+    "starts_at": "2098-11-23T12:00:00Z",
+    "ends_at": "2098-11-23T18:00:00Z",
+    "reserve_price": 120000,
+    "soft_close": {"window_seconds": 120, "extension_seconds": 120, "max_ends_at": "2098-11-23T19:00:00Z"},
 }
 
 
@@ -94,6 +107,24 @@ class BidRequest(BaseModel):
         Field(ge=1, le=MAX_AMOUNT, description="Minor units of the item's currency (cents)." + _INTEGRAL),
         _AS_INT,
     ]
+
+
+class SoftCloseRequest(BaseModel):
+    """Anti-sniping: a bid within `window_seconds` before the end moves it to at least its own time plus
+    `extension_seconds`, never past `max_ends_at` (null: no cap)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    window_seconds: Annotated[
+        int, Field(ge=MIN_SOFT_CLOSE_SECONDS, le=MAX_SOFT_CLOSE_SECONDS, description="1..86400."), _AS_INT
+    ]
+    extension_seconds: Annotated[
+        int, Field(ge=MIN_SOFT_CLOSE_SECONDS, le=MAX_SOFT_CLOSE_SECONDS, description="1..86400."), _AS_INT
+    ]
+    max_ends_at: Annotated[
+        AwareDatetime | None,
+        Field(description=f"RFC 3339, after `ends_at`, {TIME_WINDOW_TEXT}; null: no cap."),
+    ] = None
 
 
 class CreateItemRequest(BaseModel):
@@ -118,6 +149,34 @@ class CreateItemRequest(BaseModel):
         AwareDatetime,
         Field(description=f"RFC 3339, {TIME_WINDOW_TEXT}; after `starts_at` and in the future."),
     ]
+    reserve_price: Annotated[
+        int | None,
+        Field(ge=0, le=MAX_AMOUNT),
+        _AS_INT,
+        # One schema rather than pydantic's anyOf(integer, null), which the SDK's generator mishandles.
+        WithJsonSchema(
+            {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "maximum": MAX_AMOUNT,
+                "description": "Hidden (only admins read it), >= `starting_price`; below it: no sale.",
+            }
+        ),
+    ] = None
+    soft_close: SoftCloseRequest | None = None
+
+    @model_validator(mode="after")
+    def _lifecycle_rules(self) -> Self:
+        """The reserve and the soft close cap, which depend on other members."""
+        if self.reserve_price is not None and self.reserve_price < self.starting_price:
+            raise ValueError("reserve_price must be at least starting_price")
+        cap = self.soft_close.max_ends_at if self.soft_close is not None else None
+        if cap is not None:
+            if cap <= self.ends_at:
+                raise ValueError("soft_close.max_ends_at must be after ends_at")
+            if not time_in_window(datetime_ms(cap)):
+                raise ValueError(f"soft_close.max_ends_at must be {TIME_WINDOW_TEXT}")
+        return self
 
     @field_validator("starts_at", "ends_at")
     @classmethod
@@ -139,6 +198,22 @@ class CreateItemRequest(BaseModel):
         return ends_at
 
 
+class SoftClose(BaseModel):
+    window_seconds: int
+    extension_seconds: int
+    max_ends_at: datetime | None
+
+
+class AuctionResult(BaseModel):
+    """How the auction ended: sold to the highest bidder at the current price, or no sale (no bid, or the
+    reserve not met)."""
+
+    outcome: Literal["sold", "no_sale"]
+    winner: str | None
+    final_price: int | None
+    closed_at: datetime
+
+
 class Item(BaseModel):
     """An item and the state of its auction. Times are RFC 3339 UTC with milliseconds."""
 
@@ -158,8 +233,18 @@ class Item(BaseModel):
         description="starting_price before the first bid, then current_price + min_increment."
     )
     starts_at: datetime
-    ends_at: datetime
+    ends_at: datetime = Field(description="The effective end: later bids in a soft close window move it.")
     seq: int = Field(description="The seq of the item's latest event (1 = created).")
+    soft_close: SoftClose | None = Field(default=None, description="Null for a hard end.")
+    result: AuctionResult | None = Field(
+        default=None, description="Null until the close, then its one result."
+    )
+    reserve_met: bool | None = Field(
+        default=None, description="Whether the price meets the reserve; absent when there is none."
+    )
+    reserve_price: int | None = Field(
+        default=None, description="The hidden reserve: in answers to admins only."
+    )
 
 
 class ItemList(BaseModel):

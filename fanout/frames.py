@@ -1,36 +1,47 @@
 """The messages a viewer receives, built once per event (or per snapshot) and shared by every viewer.
 
 Events are forwarded as the bidder's own bytes; a batch is those bytes joined inside
-`{"type":"batch","events":[...]}`, so nothing is parsed and re-encoded on the way out.
+`{"type":"batch","events":[...]}`, so nothing is parsed and re-encoded on the way out. Every frame also
+carries `server_time` (RFC 3339, when it was built), so a viewer can correct a countdown for its own
+clock: a lone event gets the member spliced in before its closing brace, a batch and a snapshot carry
+it beside their members.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
 
+from auction_contract.wire_time import rfc3339_ms
 from fanout.sequencing import Event
 
 RESET = b'{"type":"reset"}'
 _BATCH_HEAD = b'{"type":"batch","events":['
-_BATCH_TAIL = b"]}"
+_TIME_HEAD = b',"server_time":"'
+
+
+def server_time() -> str:
+    return rfc3339_ms(time.time_ns() // 1_000_000)
 
 
 def event_frames(events: Sequence[Event], max_per_frame: int) -> Iterator[bytes]:
     """One frame per event when alone, else batch frames of at most `max_per_frame` events each."""
+    stamp = _TIME_HEAD + server_time().encode() + b'"}'
     for start in range(0, len(events), max_per_frame):
         chunk = events[start : start + max_per_frame]
         if len(chunk) == 1:
-            yield chunk[0].data
+            data = chunk[0].data.rstrip()
+            yield data[:-1] + stamp  # the event is a JSON object: its last byte is the closing brace
         else:
-            yield _BATCH_HEAD + b",".join(e.data for e in chunk) + _BATCH_TAIL
+            yield _BATCH_HEAD + b",".join(e.data for e in chunk) + b"]" + stamp
 
 
 def snapshot_frame(item: dict[str, Any]) -> bytes:
-    """`{"type":"snapshot","item":{...},"seq":N}`, the item rendered as the REST edge renders it."""
-    return orjson.dumps({"type": "snapshot", "item": item, "seq": item["seq"]})
+    """`{"type":"snapshot","item":{...},"seq":N,"server_time":...}`, the item as the REST edge renders it."""
+    return orjson.dumps({"type": "snapshot", "item": item, "seq": item["seq"], "server_time": server_time()})
 
 
 def error_frame(code: str, detail: str) -> bytes:

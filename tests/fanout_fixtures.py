@@ -172,6 +172,8 @@ class RawViewer:
     seqs: list[int] = field(default_factory=list)
     arrivals: dict[int, float] = field(default_factory=dict)
     frames: int = 0
+    # Each frame's `server_time` (None if a frame had none).
+    server_times: list[str | None] = field(default_factory=list)
     close_code: int | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
@@ -189,6 +191,8 @@ class RawViewer:
                 now = time.monotonic()
                 self.frames += 1
                 message = orjson.loads(frame)
+                # Every frame carries the fan-out's clock (CONTRACT.md); kept aside, not part of events.
+                self.server_times.append(message.pop("server_time", None))
                 batch = message["events"] if message.get("type") == "batch" else [message]
                 for event in batch:
                     self.messages.append(event)

@@ -37,6 +37,9 @@ CONTRACT_KEYS = [
     "starts_at",
     "ends_at",
     "seq",
+    # The lifecycle members (CONTRACT.md "Auction lifecycle"); `reserve_met` only with a reserve.
+    "soft_close",
+    "result",
 ]
 
 

@@ -20,6 +20,7 @@ async def test_tiny_experiments_write_a_report_with_plots_and_verdicts(tmp_path:
     assert "nothing missed" in text
     assert "Experiment 3: horizontal scale" in text
     assert "Experiments 3b and 3c" in text
+    assert "Experiment 4: the last seconds" in text
     assert "WRONG" not in text
     assert "correct" in text
     assert (folder / "contention_throughput.png").stat().st_size > 1000
@@ -33,6 +34,13 @@ async def test_tiny_experiments_write_a_report_with_plots_and_verdicts(tmp_path:
     assert all(r["verdict"] == "correct" and r["requests"] > 0 for r in grpc_runs)
     assert all(r["connected"] == r["viewers"] for r in results["fanout"]["runs"])
     assert (folder / "fanout_latency.png").stat().st_size > 1000
+    last = results["last_seconds"]
+    hard, soft = last["wars"]
+    assert (hard["soft_close"], soft["soft_close"]) == (False, True)
+    assert hard["extensions"] == 0
+    assert hard["accepted"] > 0
+    assert soft["accepted"] > 0
+    assert last["closing"]["closed"] == last["closing"]["items"]
     outages = results["outages"]
     assert outages["exact"] is True
     assert outages["missing"] == outages["extra"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from websockets.exceptions import InvalidStatus
 
 from auction.v1 import bidder_pb2
 from auction_contract.redis_layout import item_keys
+from auction_contract.wire_time import parse_ms
 from edge_gateway.convert import item_json
 from tests.conftest import scaled
 from tests.fanout_fixtures import FanoutStack, RawViewer, eventually, fanout_stack
@@ -192,3 +194,19 @@ async def test_lost_pubsub_messages_are_recovered_from_history(
     for viewer in viewers:
         assert viewer.event_seqs == list(range(2, last + 1))
     await asyncio.gather(*(v.close() for v in viewers))
+
+
+async def test_every_frame_and_snapshot_carries_the_server_time(fanout_stack: FanoutStack) -> None:
+    """So a countdown can be corrected for the viewer's clock (CONTRACT.md "Auction lifecycle")."""
+    item_id = await fanout_stack.create_item()
+    viewer = await RawViewer.open(fanout_stack.url(item_id))
+    try:
+        await viewer.wait_for(lambda v: len(v.messages) >= 1)
+        await fanout_stack.bid(item_id, 3)
+        await viewer.wait_for(lambda v: len(v.seqs) >= 3)
+    finally:
+        await viewer.close()
+    assert viewer.server_times
+    for stamp in viewer.server_times:
+        assert stamp is not None
+        assert abs(parse_ms(stamp.replace("Z", "+00:00")) - time.time() * 1000) < 60_000

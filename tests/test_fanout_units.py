@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 
 from auction.live import BidPlaced, ItemCreated, OtherEvent, Reset, Snapshot, StreamDecoder, _Gap
+from auction_contract.wire_time import parse_ms
 from fanout.feed import frame_pause
 from fanout.frames import RESET, error_frame, event_frames
 from fanout.sequencing import Event, Sequencer, seq_of, seq_of_stream_id
@@ -59,13 +62,20 @@ def test_seq_parsing() -> None:
             seq_of(bad)
 
 
-def test_frames_forward_the_bidders_bytes() -> None:
-    """A lone event goes out as its own bytes; several as one batch holding the same bytes."""
+def test_frames_forward_the_bidders_bytes_with_the_server_time() -> None:
+    """A lone event goes out as its own bytes plus `server_time`; several as one batch holding the same
+    bytes beside `server_time` (RFC 3339, the clock a viewer corrects its countdown with)."""
     events = [Event(s, bid(s)) for s in (1, 2, 3)]
-    assert list(event_frames(events[:1], 10)) == [bid(1)]
+    (lone,) = list(event_frames(events[:1], 10))
+    assert lone.startswith(bid(1)[:-1] + b',"server_time":"')
+    decoded = orjson.loads(lone)
+    stamp = decoded.pop("server_time")
+    assert decoded == orjson.loads(bid(1))
+    assert abs(parse_ms(stamp) - time.time() * 1000) < 5000
     (batch,) = list(event_frames(events, 10))
-    assert batch == b'{"type":"batch","events":[' + b",".join(bid(s) for s in (1, 2, 3)) + b"]}"
+    assert batch.startswith(b'{"type":"batch","events":[' + b",".join(bid(s) for s in (1, 2, 3)) + b"]")
     assert orjson.loads(batch)["events"][2] == orjson.loads(bid(3))
+    assert "server_time" in orjson.loads(batch)
     assert [len(orjson.loads(f).get("events", [f])) for f in event_frames(events, 2)] == [2, 1]
     assert orjson.loads(error_frame("item-not-found", "x")) == {
         "type": "error", "code": "item-not-found", "detail": "x"

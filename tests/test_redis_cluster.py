@@ -26,6 +26,7 @@ import grpc
 import nats
 import orjson
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -357,3 +358,39 @@ async def test_fanout_stops_cleanly_after_viewers_of_every_master_leave(cluster_
     started = time.monotonic()
     assert await fanout.stop() == 0, "exited by itself on SIGTERM, not killed after the grace"
     assert time.monotonic() - started < scaled(3)
+
+
+async def test_soft_close_and_the_close_work_on_every_master(cluster_stack: ClusterStack) -> None:
+    """On each master: a late bid extends its item in the bid's step, and the closer closes it once."""
+    stack = cluster_stack
+    ends_ms = int(time.time() * 1000) + 1500
+    request = bidder_pb2.CreateItemRequest(
+        title="Lot", currency="EUR", starting_price=100, min_increment=INCREMENT,
+        ends_at=Timestamp(seconds=ends_ms // 1000, nanos=(ends_ms % 1000) * 1_000_000),
+    )  # fmt: skip
+    request.soft_close.window_seconds = 5
+    request.soft_close.extension_seconds = 2
+    by_master: dict[int, str] = {}
+    for _ in range(60):
+        item_id = (await stack.stub.CreateItem(request)).item.id
+        by_master.setdefault(await stack.cluster.owner_of(item_keys(item_id, PARTITIONS).item), item_id)
+        if len(by_master) == len(stack.cluster.nodes):
+            break
+    assert len(by_master) == len(stack.cluster.nodes)
+    for item_id in by_master.values():
+        reply = await stack.stub.PlaceBid(
+            bidder_pb2.PlaceBidRequest(item_id=item_id, bidder="late", amount=100)
+        )
+        assert reply.item.seq == 3  # the bid (2), then its extension (3)
+        assert reply.item.ends_at.seconds * 1000 + reply.item.ends_at.nanos // 1_000_000 > ends_ms
+    deadline = time.monotonic() + scaled(15)
+    pending = set(by_master.values())
+    while pending and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        for item_id in list(pending):
+            entries: Any = await stack.redis.xrange(item_keys(item_id, PARTITIONS).events)
+            kinds = [orjson.loads(fields.get(b"e") or fields["e"])["type"] for _, fields in entries]
+            if kinds[-1] == "closed":
+                assert kinds == ["created", "bid", "extended", "closed"], kinds
+                pending.discard(item_id)
+    assert not pending, f"not closed: {pending}"

@@ -8,6 +8,18 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
+class Outcome(StrEnum):
+    sold = 'sold'
+    no_sale = 'no_sale'
+
+
+class AuctionResult(BaseModel):
+    closed_at: Annotated[AwareDatetime, Field(title='Closed At')]
+    final_price: Annotated[int | None, Field(title='Final Price')]
+    outcome: Annotated[Outcome, Field(title='Outcome')]
+    winner: Annotated[str | None, Field(title='Winner')]
+
+
 class Bid(BaseModel):
     amount: Annotated[int, Field(title='Amount')]
     bid_id: Annotated[str, Field(title='Bid Id')]
@@ -39,6 +51,62 @@ class BidsPage(BaseModel):
     ]
 
 
+class FieldError(BaseModel):
+    loc: Annotated[list[str | int], Field(title='Loc')]
+    msg: Annotated[str, Field(title='Msg')]
+    type: Annotated[str, Field(title='Type')]
+
+
+class Health(BaseModel):
+    status: Annotated[str, Field(title='Status')]
+
+
+class Status(StrEnum):
+    scheduled = 'scheduled'
+    open = 'open'
+    closed = 'closed'
+
+
+class Problem(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    detail: Annotated[str, Field(title='Detail')]
+    errors: Annotated[
+        list[FieldError] | None, Field(description='With `validation-error` only.', title='Errors')
+    ] = None
+    instance: Annotated[str | None, Field(title='Instance')] = None
+    min_next_bid: Annotated[
+        int | None, Field(description='With `bid-too-low` only.', title='Min Next Bid')
+    ] = None
+    status: Annotated[int, Field(title='Status')]
+    title: Annotated[str, Field(title='Title')]
+    type: Annotated[str, Field(description='Stable slug, e.g. `bid-too-low`.', title='Type')]
+
+
+class SoftClose(BaseModel):
+    extension_seconds: Annotated[int, Field(title='Extension Seconds')]
+    max_ends_at: Annotated[AwareDatetime | None, Field(title='Max Ends At')]
+    window_seconds: Annotated[int, Field(title='Window Seconds')]
+
+
+class SoftCloseRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    extension_seconds: Annotated[
+        int, Field(description='1..86400.', ge=1, le=86400, title='Extension Seconds')
+    ]
+    max_ends_at: Annotated[
+        AwareDatetime | None,
+        Field(
+            description='RFC 3339, after `ends_at`, between 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z; null: no cap.',
+            title='Max Ends At',
+        ),
+    ] = None
+    window_seconds: Annotated[int, Field(description='1..86400.', ge=1, le=86400, title='Window Seconds')]
+
+
 class CreateItemRequest(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
@@ -66,6 +134,16 @@ class CreateItemRequest(BaseModel):
             title='Min Increment',
         ),
     ]
+    reserve_price: Annotated[
+        int | None,
+        Field(
+            description='Hidden (only admins read it), >= `starting_price`; below it: no sale.',
+            ge=0,
+            le=1000000000000000,
+            title='Reserve Price',
+        ),
+    ] = None
+    soft_close: SoftCloseRequest | None = None
     starting_price: Annotated[
         int,
         Field(
@@ -93,22 +171,6 @@ class CreateItemRequest(BaseModel):
     ]
 
 
-class FieldError(BaseModel):
-    loc: Annotated[list[str | int], Field(title='Loc')]
-    msg: Annotated[str, Field(title='Msg')]
-    type: Annotated[str, Field(title='Type')]
-
-
-class Health(BaseModel):
-    status: Annotated[str, Field(title='Status')]
-
-
-class Status(StrEnum):
-    scheduled = 'scheduled'
-    open = 'open'
-    closed = 'closed'
-
-
 class Item(BaseModel):
     bid_count: Annotated[int, Field(title='Bid Count')]
     currency: Annotated[str, Field(title='Currency')]
@@ -116,7 +178,10 @@ class Item(BaseModel):
         int | None, Field(description='Null before the first accepted bid.', title='Current Price')
     ]
     description: Annotated[str, Field(title='Description')]
-    ends_at: Annotated[AwareDatetime, Field(title='Ends At')]
+    ends_at: Annotated[
+        AwareDatetime,
+        Field(description='The effective end: later bids in a soft close window move it.', title='Ends At'),
+    ]
     highest_bidder: Annotated[
         str | None, Field(description='Null before the first accepted bid.', title='Highest Bidder')
     ]
@@ -129,7 +194,20 @@ class Item(BaseModel):
             title='Min Next Bid',
         ),
     ]
+    reserve_met: Annotated[
+        bool | None,
+        Field(
+            description='Whether the price meets the reserve; absent when there is none.', title='Reserve Met'
+        ),
+    ] = None
+    reserve_price: Annotated[
+        int | None, Field(description='The hidden reserve: in answers to admins only.', title='Reserve Price')
+    ] = None
+    result: Annotated[
+        AuctionResult | None, Field(description='Null until the close, then its one result.')
+    ] = None
     seq: Annotated[int, Field(description="The seq of the item's latest event (1 = created).", title='Seq')]
+    soft_close: Annotated[SoftClose | None, Field(description='Null for a hard end.')] = None
     starting_price: Annotated[int, Field(title='Starting Price')]
     starts_at: Annotated[AwareDatetime, Field(title='Starts At')]
     status: Annotated[Status, Field(title='Status')]
@@ -142,23 +220,6 @@ class ItemList(BaseModel):
         str | None,
         Field(description='Pass as `cursor` for the next page; null on the last.', title='Next Cursor'),
     ]
-
-
-class Problem(BaseModel):
-    model_config = ConfigDict(
-        extra='allow',
-    )
-    detail: Annotated[str, Field(title='Detail')]
-    errors: Annotated[
-        list[FieldError] | None, Field(description='With `validation-error` only.', title='Errors')
-    ] = None
-    instance: Annotated[str | None, Field(title='Instance')] = None
-    min_next_bid: Annotated[
-        int | None, Field(description='With `bid-too-low` only.', title='Min Next Bid')
-    ] = None
-    status: Annotated[int, Field(title='Status')]
-    title: Annotated[str, Field(title='Title')]
-    type: Annotated[str, Field(description='Stable slug, e.g. `bid-too-low`.', title='Type')]
 
 
 class BidResult(BaseModel):
