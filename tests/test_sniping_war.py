@@ -164,3 +164,41 @@ async def test_a_sniping_war_extends_closes_once_and_every_record_agrees(platfor
         assert [tuple(r) for r in rows] == [("sold", top.bidder, top.amount, close.seq)]
     finally:
         await conn.close()
+
+
+async def test_the_reserve_is_hidden_from_all_but_admins_and_closed_items_list_as_closed(
+    platform: Platform,
+) -> None:
+    ends_at = datetime.now(UTC) + timedelta(seconds=1)
+    body = {
+        "title": "Reserved lot", "currency": "USD", "starting_price": 100, "min_increment": 10,
+        "ends_at": ends_at.isoformat(), "reserve_price": 1000,
+    }  # fmt: skip
+    async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
+        admin = platform.auth("root", "admin")
+        created = await client.post(f"{platform.edge_url}/items", json=body, headers=admin)
+        assert created.status_code == 201, created.text
+        item_id = created.json()["id"]
+        url = f"{platform.edge_url}/items/{item_id}"
+        assert created.json()["reserve_price"] == 1000
+        for headers in ({}, platform.auth("bob"), {"Authorization": "Bearer not-a-token"}):
+            seen = (await client.get(url, headers=headers)).json()
+            assert "reserve_price" not in seen
+            assert seen["reserve_met"] is False
+        assert (await client.get(url, headers=admin)).json()["reserve_price"] == 1000
+        placed = await client.post(f"{url}/bid", json={"amount": 500}, headers=platform.auth("bob"))
+        assert placed.status_code == 201
+        assert "reserve_price" not in placed.json()["item"]
+        refused = {**body, "reserve_price": 50}
+        problem = await client.post(f"{platform.edge_url}/items", json=refused, headers=admin)
+        assert problem.status_code == 422
+        deadline = time.monotonic() + scaled(15)
+        while (item := (await client.get(url)).json())["result"] is None and time.monotonic() < deadline:  # noqa: ASYNC110 - polling the API
+            await asyncio.sleep(0.2)
+        assert item["result"]["outcome"] == "no_sale"  # 500 is below the reserve of 1000
+        assert item["status"] == "closed"
+        closed = (
+            await client.get(f"{platform.edge_url}/items", params={"status": "closed", "limit": 200})
+        ).json()
+        assert item_id in {i["id"] for i in closed["items"]}
+        assert all(i["status"] == "closed" for i in closed["items"])
