@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import ResponseError
@@ -109,6 +109,36 @@ class Outbox:
                 raise reply
             entries = [Entry(p, eid, fields.get(EVENT_FIELD)) for _key, rows in reply for eid, fields in rows]
             found[p] = entries
+        return found
+
+    @property
+    def can_block(self) -> bool:
+        """Whether `wait_new` can block: one XREADGROUP names every partition, so a single server only
+        (on a cluster the partitions live on several nodes)."""
+        return not isinstance(self._redis, RedisCluster)
+
+    async def wait_new(self, block_seconds: float) -> dict[int, list[Entry]]:
+        """New entries of any partition, waiting up to `block_seconds` for the first (XREADGROUP BLOCK):
+        an idle relay sleeps in Redis instead of polling, and wakes the moment a bid is written."""
+        streams: dict[Any, Any] = dict.fromkeys(self._keys, NEW)
+        try:
+            reply: Any = await self._redis.xreadgroup(
+                self._group,
+                self._consumer,
+                streams,
+                count=self._batch,
+                block=max(1, int(block_seconds * 1000)),
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self.ensure_groups()
+            return {}
+        index = {key.encode(): p for p, key in enumerate(self._keys)}
+        found: dict[int, list[Entry]] = {}
+        for key, rows in reply or ():
+            p = index[key if isinstance(key, bytes) else key.encode()]
+            found[p] = [Entry(p, eid, fields.get(EVENT_FIELD)) for eid, fields in rows]
         return found
 
     def _queue_read(self, pipe: Pipeline | ClusterPipeline, key: str, cursor: str) -> None:

@@ -86,7 +86,15 @@ class OutboxPump:
             idle = all(self._cursors[p] == NEW for p in entries)
             for p in entries:
                 self._cursors[p] = NEW  # nothing (more) pending here: on to new entries
-            return self._settings.poll_interval_seconds if idle else 0.0
+            if not (idle and self._outbox.can_block):
+                return self._settings.poll_interval_seconds if idle else 0.0
+            try:  # idle: wait in Redis for the next entry rather than poll
+                entries = await self._outbox.wait_new(self._idle_block_seconds())
+            except RedisError as exc:
+                log.warning("outbox_unavailable", error=repr(exc))
+                return self._backoff.next()
+            if not any(entries.values()):
+                return 0.0
         started = time.perf_counter()
         failed = await self._relay(entries)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -94,6 +102,11 @@ class OutboxPump:
             return self._backoff.next()
         self._backoff.reset()
         return 0.0
+
+    def _idle_block_seconds(self) -> float:
+        """Block until the next claim is due (it must not wait on new entries), at most the setting."""
+        until_claim = self._next_claim - time.monotonic()
+        return max(0.001, min(self._settings.idle_block_seconds, until_claim))
 
     async def _relay(self, entries: dict[int, list[Entry]]) -> bool:
         """Publish one round and remove what JetStream stored; True if anything failed."""

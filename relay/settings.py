@@ -40,6 +40,9 @@ class RelaySettings(BaseSettings):
     # A publish without an ack after this long counts as failed and is retried (deduplicated by JetStream).
     ack_timeout_seconds: float = Field(default=5.0, gt=0)
     poll_interval_seconds: float = Field(default=0.01, gt=0)
+    # Idle on a single server, the relay waits in Redis (XREADGROUP BLOCK) this long at most for new
+    # entries instead of polling every `poll_interval_seconds` (which a Redis Cluster still does).
+    idle_block_seconds: float = Field(default=1.0, gt=0, le=4)
     retry_max_seconds: float = Field(default=2.0, gt=0)
     # Pending entries idle this long belong to a dead (or stuck) relay and are claimed by this one.
     claim_idle_seconds: float = Field(default=15.0, gt=0)
