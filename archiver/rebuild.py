@@ -31,9 +31,10 @@ import nats
 import nats.errors
 
 from archiver.settings import ArchiverSettings
-from auction.v1 import item_pb2, restore_pb2, restore_pb2_grpc
+from auction.v1 import restore_pb2, restore_pb2_grpc
 from auction_common.grpc_channels import upstream_channel
 from auction_common.nats_connection import nats_servers
+from auction_contract.proto_status import OUTCOME_TO_PROTO
 from auction_contract.wire_time import timestamp_from_datetime
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ _RECENT_EXTENSIONS = """SELECT seq, ends_at, previous_ends_at FROM extensions WH
                         ORDER BY seq DESC LIMIT $2"""
 _RESULT = """SELECT seq, outcome, winner, final_price, bid_count, closed_at FROM auction_results
              WHERE item_id = $1"""
-_OUTCOME_VALUES = {"sold": item_pb2.AUCTION_OUTCOME_SOLD, "no_sale": item_pb2.AUCTION_OUTCOME_NO_SALE}
 _ALL_ITEMS = "SELECT item_id FROM items WHERE item_id > $1 ORDER BY item_id LIMIT 1000"
 
 
@@ -103,7 +103,7 @@ async def read_item(conn: Any, item_id: str, keep: int) -> restore_pb2.RestoreIt
     closed = None
     result = await conn.fetchrow(_RESULT, item_id)
     if result is not None:
-        item.result.outcome = _OUTCOME_VALUES[result["outcome"]]
+        item.result.outcome = OUTCOME_TO_PROTO[result["outcome"]]
         item.result.closed_at.CopyFrom(timestamp_from_datetime(result["closed_at"]))
         if result["winner"] is not None:
             item.result.winner = result["winner"]

@@ -12,11 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from auction.v1 import item_pb2
-from auction_contract.proto_status import STATUS_NAMES, STATUS_VALUES
+from auction_contract.events import Outcome
+from auction_contract.proto_status import OUTCOME_FROM_PROTO, OUTCOME_TO_PROTO, STATUS_NAMES, STATUS_VALUES
 from auction_contract.wire_time import format_timestamp, parse_timestamp
-
-_OUTCOMES = {item_pb2.AUCTION_OUTCOME_SOLD: "sold", item_pb2.AUCTION_OUTCOME_NO_SALE: "no_sale"}
-_OUTCOME_VALUES = {name: value for value, name in _OUTCOMES.items()}
 
 
 def item_json(item: item_pb2.Item, *, admin: bool = False) -> dict[str, Any]:
@@ -62,7 +60,7 @@ def _result_json(item: item_pb2.Item) -> dict[str, Any] | None:
         return None
     result = item.result
     return {
-        "outcome": _OUTCOMES.get(result.outcome, "no_sale"),
+        "outcome": OUTCOME_FROM_PROTO.get(result.outcome, Outcome.NO_SALE).value,
         "winner": result.winner if result.HasField("winner") else None,
         "final_price": result.final_price if result.HasField("final_price") else None,
         "closed_at": format_timestamp(result.closed_at),
@@ -101,7 +99,7 @@ def item_from_json(data: Mapping[str, Any]) -> item_pb2.Item:
         item.reserve_price = data["reserve_price"]
     result = data.get("result")
     if result is not None:
-        item.result.outcome = _OUTCOME_VALUES[result["outcome"]]
+        item.result.outcome = OUTCOME_TO_PROTO[result["outcome"]]
         if result.get("winner") is not None:
             item.result.winner = result["winner"]
         if result.get("final_price") is not None:

@@ -60,6 +60,15 @@ class SoftCloseRule:
     max_ends_ms: int | None
 
 
+def soft_close_of(
+    window_ms: str | None, extension_ms: str | None, max_ends_ms: str | None
+) -> SoftCloseRule | None:
+    """The rule as the item hash stores it (`scw`, `scx`, `scm`; the cap "" for none); None for a hard end."""
+    if not window_ms:
+        return None
+    return SoftCloseRule(int(window_ms), int(extension_ms or 0), int(max_ends_ms) if max_ends_ms else None)
+
+
 # Soft close bounds (seconds), as the contract states them.
 MIN_SOFT_CLOSE_SECONDS = 1
 MAX_SOFT_CLOSE_SECONDS = 86_400

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from auction.v1 import item_pb2
-from auction_contract.events import Outcome
-from auction_contract.proto_status import STATUS_TO_PROTO
+from auction_contract.proto_status import OUTCOME_TO_PROTO, STATUS_TO_PROTO
 from auction_contract.wire_time import timestamp
 from core_bidder.rules import ItemView
-
-_OUTCOMES = {Outcome.SOLD: item_pb2.AUCTION_OUTCOME_SOLD, Outcome.NO_SALE: item_pb2.AUCTION_OUTCOME_NO_SALE}
 
 
 def item_message(view: ItemView, now_ms: int) -> item_pb2.Item:
@@ -44,7 +41,7 @@ def item_message(view: ItemView, now_ms: int) -> item_pb2.Item:
         item.reserve_met = bool(view.reserve_met)
     result = live.result
     if result is not None:
-        item.result.outcome = _OUTCOMES[result.outcome]
+        item.result.outcome = OUTCOME_TO_PROTO[result.outcome]
         item.result.closed_at.CopyFrom(timestamp(result.closed_ms))
         if result.winner is not None:
             item.result.winner = result.winner

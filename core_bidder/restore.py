@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from auction.v1 import item_pb2
 from auction_contract.events import Outcome
+from auction_contract.proto_status import OUTCOME_FROM_PROTO
 from auction_contract.redis_layout import item_keys
 from auction_contract.rules import BIDDER_PATTERN, MAX_AMOUNT, TIME_WINDOW_TEXT, time_in_window
 from auction_contract.wire_time import ms_of
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 # The Lua reply, which is also `RestoreResult` without its prefix.
 RESULTS = ("rebuilt", "exists", "ahead")
-_OUTCOMES = {item_pb2.AUCTION_OUTCOME_SOLD: Outcome.SOLD, item_pb2.AUCTION_OUTCOME_NO_SALE: Outcome.NO_SALE}
 
 
 def archived_item(message: restore_pb2.ArchivedItem) -> ArchivedItem:
@@ -120,7 +119,7 @@ def archived_close(
     if not message.HasField("closed"):
         return None
     result, closed = message.item.result, message.closed
-    outcome = _OUTCOMES.get(result.outcome)
+    outcome = OUTCOME_FROM_PROTO.get(result.outcome)
     if outcome is None:
         raise InvalidArgument("item.result.outcome must be sold or no_sale")
     winner = result.winner if result.HasField("winner") else None

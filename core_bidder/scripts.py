@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -11,8 +12,17 @@ if TYPE_CHECKING:
     from auction_common.redis_client import AnyRedis
 
 
-def lua_source(name: str) -> str:
+_INCLUDE = re.compile(r"^-- include: (\w+)$", re.M)
+
+
+def _read(name: str) -> str:
     return (resources.files("core_bidder") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+
+
+def lua_source(name: str) -> str:
+    """The script as Redis runs it: each `-- include: NAME` line replaced by `lua/NAME.lua` (Redis has no
+    modules for scripts, so shared helpers such as the RFC 3339 formatter are spliced in, written once)."""
+    return _INCLUDE.sub(lambda match: _read(match.group(1)), _read(name))
 
 
 def register(redis: AnyRedis, name: str) -> AsyncScript:

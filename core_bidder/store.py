@@ -17,7 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from auction_contract.events import Outcome
 from auction_contract.redis_layout import ItemField, ItemKeys, index_key, item_keys
 from auction_contract.replies import ReplyCode, accepted_of, code_of
-from auction_contract.rules import ItemStatus, SoftCloseRule, bid_id_for
+from auction_contract.rules import ItemStatus, SoftCloseRule, bid_id_for, soft_close_of
 from core_bidder.committer import GroupCommitter
 from core_bidder.errors import (
     BidderError,
@@ -258,12 +258,9 @@ class ItemStore:
         )
         static = self._static.get(item_id)
         if static is None:
-            rule = None
-            if scw:
-                rule = SoftCloseRule(int(scw), int(scx or 0), int(scm) if scm else None)
             static = ItemStatic(
                 item_id, title or "", desc or "", cur or "", int(sp or 0), int(inc or 1),
-                int(st or 0), int(ct or 0), rule, int(rp) if rp else None,
+                int(st or 0), int(ct or 0), soft_close_of(scw, scx, scm), int(rp) if rp else None,
             )  # fmt: skip
             self._remember(static)
         result = None

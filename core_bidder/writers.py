@@ -21,7 +21,7 @@ from redis.exceptions import NoScriptError, RedisError, WatchError
 from auction_contract.events import bid_event, extended_event
 from auction_contract.redis_layout import EVENT_FIELD, ItemField
 from auction_contract.replies import Reply, ReplyCode, accepted_reply, too_low_reply
-from auction_contract.rules import ItemStatus, SoftCloseRule, extended_end, min_next_bid, status_at
+from auction_contract.rules import ItemStatus, extended_end, min_next_bid, soft_close_of, status_at
 from core_bidder.errors import StoreUnavailable
 from core_bidder.scripts import register
 
@@ -211,8 +211,7 @@ class WatchBidWriter(_Common):
         pipe.xadd(keys.outbox, {EVENT_FIELD: event})
         pipe.execute_command(self._publish, keys.channel, event)
         ends = int(et)
-        rule = SoftCloseRule(int(scw), int(scx), int(scm) if scm else None) if scw else None
-        moved = extended_end(ends, now_ms, rule)
+        moved = extended_end(ends, now_ms, soft_close_of(scw, scx, scm))
         if moved == ends:
             return accepted_reply(new_seq, now_ms, new_count, et)
         # The same step as the bid, like place_bid.lua: the end, its event (next seq), the closer's index.

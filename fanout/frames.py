@@ -33,8 +33,7 @@ def event_frames(events: Sequence[Event], max_per_frame: int) -> Iterator[bytes]
     for start in range(0, len(events), max_per_frame):
         chunk = events[start : start + max_per_frame]
         if len(chunk) == 1:
-            data = chunk[0].data.rstrip()
-            yield data[:-1] + stamp  # the event is a JSON object: its last byte is the closing brace
+            yield chunk[0].data[:-1] + stamp  # the bidder's JSON object: its last byte is its closing brace
         else:
             yield _BATCH_HEAD + b",".join(e.data for e in chunk) + b"]" + stamp
 

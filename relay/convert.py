@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from auction.v1 import events_pb2, item_pb2
-from auction_contract.events import BadEvent, EventKind, Outcome, decode_event, event_id_of
-from auction_contract.proto_status import STATUS_TO_PROTO
+from auction_contract.events import BadEvent, EventKind, decode_event, event_id_of
+from auction_contract.proto_status import OUTCOME_TO_PROTO, STATUS_TO_PROTO
 from auction_contract.rules import status_at
 from auction_contract.wire_time import parse_ms, timestamp
 from relay.errors import BadEntry
@@ -144,15 +144,9 @@ def _extended(doc: dict[str, Any]) -> events_pb2.Event:
     )
 
 
-_OUTCOMES = {
-    Outcome.SOLD.value: item_pb2.AUCTION_OUTCOME_SOLD,
-    Outcome.NO_SALE.value: item_pb2.AUCTION_OUTCOME_NO_SALE,
-}
-
-
 def _closed(doc: dict[str, Any]) -> events_pb2.Event:
     item_id, seq = doc["item_id"], doc["seq"]
-    outcome, winner, price = _OUTCOMES[doc["outcome"]], doc["winner"], doc["final_price"]
+    outcome, winner, price = OUTCOME_TO_PROTO[doc["outcome"]], doc["winner"], doc["final_price"]
     closed_ms = parse_ms(doc["closed_at"])
     closed = events_pb2.AuctionClosed(
         outcome=outcome, bid_count=_integer(doc, "bid_count"), closed_at=timestamp(closed_ms)

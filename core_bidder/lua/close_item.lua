@@ -26,25 +26,7 @@ if f[7] then
   return {'D'}
 end
 
-local function two(n) return string.format('%02d', n) end
--- RFC 3339 UTC with milliseconds from Unix ms (civil-from-days, Howard Hinnant's algorithm).
-local function rfc3339(ms)
-  local secs = math.floor(ms / 1000)
-  local days = math.floor(secs / 86400)
-  local rem = secs - days * 86400
-  local z = days + 719468
-  local era = math.floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-  local mp = math.floor((5 * doy + 2) / 153)
-  local d = doy - math.floor((153 * mp + 2) / 5) + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  local y = yoe + era * 400
-  if m <= 2 then y = y + 1 end
-  return string.format('%04d-', y) .. two(m) .. '-' .. two(d) .. 'T' .. two(math.floor(rem / 3600)) .. ':'
-    .. two(math.floor(rem % 3600 / 60)) .. ':' .. two(rem % 60) .. '.' .. string.format('%03d', ms % 1000) .. 'Z'
-end
+-- include: rfc3339
 
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -56,16 +38,16 @@ end
 local price, winner, bid_count, seq, reserve = f[2], f[3], f[4] or '0', tonumber(f[5]) + 1, f[6]
 -- HMGET answers false (not nil) for a missing field.
 local sold = price and (not reserve or tonumber(price) >= tonumber(reserve))
-local seq_s, closed_s = string.format('%d', seq), string.format('%d', now_ms)
+local seq_s, closed_s, closed_at = string.format('%d', seq), string.format('%d', now_ms), rfc3339(now_ms)
 local event
 if sold then
   redis.call('HSET', item_key, 'out', 'sold', 'win', winner, 'fp', price, 'cat', closed_s, 'seq', seq_s)
   event = '{"type":"closed","item_id":"' .. item_id .. '","seq":' .. seq_s .. ',"outcome":"sold","winner":"'
-    .. winner .. '","final_price":' .. price .. ',"bid_count":' .. bid_count .. ',"closed_at":"' .. rfc3339(now_ms) .. '"}'
+    .. winner .. '","final_price":' .. price .. ',"bid_count":' .. bid_count .. ',"closed_at":"' .. closed_at .. '"}'
 else
   redis.call('HSET', item_key, 'out', 'no_sale', 'cat', closed_s, 'seq', seq_s)
   event = '{"type":"closed","item_id":"' .. item_id .. '","seq":' .. seq_s .. ',"outcome":"no_sale","winner":null,'
-    .. '"final_price":null,"bid_count":' .. bid_count .. ',"closed_at":"' .. rfc3339(now_ms) .. '"}'
+    .. '"final_price":null,"bid_count":' .. bid_count .. ',"closed_at":"' .. closed_at .. '"}'
 end
 redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, seq_s .. '-0', 'e', event)
 redis.call('XADD', outbox_key, '*', 'e', event)
