@@ -60,7 +60,7 @@ def make_token(
     sub: str = "alice",
     role: str = "bidder",
     *,
-    expires_in: float = 300,
+    expires_in: float = 3600,
     secret: str = SECRET,
     algorithm: str = "HS256",
     drop: tuple[str, ...] = (),
