@@ -1,11 +1,13 @@
 """`create_app(settings)`: the FastAPI application, its lifespan-owned gRPC channels, and its layers.
 
-Request path, outermost first: Starlette's server-error guard (never reached: see `metrics.py`),
-`HttpSemanticsMiddleware` (HEAD as GET, the security headers of every answer), `MetricsMiddleware`,
-`BodyLimitMiddleware`, Starlette's exception middleware (problem handlers), the router. The request head
-is bounded before any of this, by the HTTP server's protocol (`http_protocol`). FastAPI's native
-OpenTelemetry instrumentation is switched off: with no provider configured it only costs provider
-lookups per request, and the gateway exports Prometheus metrics instead.
+Request path, outermost first: `EdgeApp.__call__`, which hands `POST /items/{id}/bid` to the raw bid
+route (`bid_route`) before everything below; Starlette's server-error guard (never reached: see
+`metrics.py`), `HttpSemanticsMiddleware` (HEAD as GET, the security headers of every answer),
+`MetricsMiddleware`, `BodyLimitMiddleware`, Starlette's exception middleware (problem handlers), the
+router. The request head is bounded before any of this, by the HTTP server's protocol
+(`http_protocol`). FastAPI's native OpenTelemetry instrumentation is switched off: with no provider
+configured it only costs provider lookups per request, and the gateway exports Prometheus metrics
+instead.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fastapi import FastAPI
 from auction_common.grpc_channels import upstream_channel
 from edge_gateway import routes_items, routes_ops
 from edge_gateway.auth import verifier_from_settings
+from edge_gateway.bid_route import RawBidRoute, bid_item_id
 from edge_gateway.body_limit import BodyLimitMiddleware
 from edge_gateway.clients import BidderClient, HistoryClient
 from edge_gateway.http_semantics import HttpSemanticsMiddleware
@@ -32,6 +35,8 @@ from edge_gateway.state import EdgeState
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+    from starlette.types import Receive, Scope, Send
 
     from edge_gateway.settings import EdgeSettings
 
@@ -47,6 +52,21 @@ with `Retry-After`). Before any route, the server answers a request head over it
 (414 for the target alone), one not received in time with 408, a malformed request with 400 and an
 unknown method with 501, each as a problem, and closes the connection.
 """
+
+
+class EdgeApp(FastAPI):
+    """FastAPI, except that bids go to the raw bid route before any FastAPI or Starlette layer runs."""
+
+    raw_bid_route: RawBidRoute | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = self.raw_bid_route
+        if raw is not None and scope["type"] == "http" and scope["method"] == "POST":
+            item_id = None if scope.get("root_path") else bid_item_id(scope["path"])
+            if item_id is not None:
+                await raw.serve(scope, receive, send, item_id)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: EdgeSettings) -> FastAPI:
@@ -100,7 +120,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
             if history_channel is not None:
                 await history_channel.close(grace=None)
 
-    app = FastAPI(
+    app = EdgeApp(
         title="Auction edge gateway",
         version="1.0.0",
         description=DESCRIPTION,
@@ -117,6 +137,8 @@ def create_app(settings: EdgeSettings) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(HttpSemanticsMiddleware)
+    if settings.raw_bid_route:
+        app.raw_bid_route = RawBidRoute(state)
     install_openapi(app)
     return app
 

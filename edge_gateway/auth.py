@@ -41,7 +41,10 @@ from edge_gateway.ratelimit import client_key
 from edge_gateway.state import edge_state
 
 if TYPE_CHECKING:
+    from starlette.types import Scope
+
     from edge_gateway.settings import EdgeSettings
+    from edge_gateway.state import EdgeState
 
 SUB_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 # Far above any token we mint; bounds the work and the cache memory a hostile header can cause.
@@ -212,18 +215,27 @@ class BearerAuth(SecurityBase):
         self._admin_only = admin_only
 
     async def __call__(self, request: Request) -> Principal:
-        state = edge_state(request)
-        try:
-            principal = await state.verifier.authenticate(request.headers.get("authorization"))
-        except ProblemError as problem:
-            failures = state.auth_failures
-            if problem.status == 401 and failures is not None:
-                failures.check(client_key(request.scope), "too many failed authentications")
-            raise
-        if self._admin_only and principal.role != "admin":
-            raise forbidden("creating items needs an admin token")
-        state.limiter.check(principal.sub)
-        return principal
+        authorization = request.headers.get("authorization")
+        return await authorize(edge_state(request), authorization, request.scope, admin_only=self._admin_only)
+
+
+async def authorize(
+    state: EdgeState, authorization: str | None, scope: Scope, *, admin_only: bool
+) -> Principal:
+    """The caller of a write: authenticated (401, or 429 once its address failed too often), then
+    authorised by role (403 when `admin_only` and not an admin), then within its rate limit (429).
+    Shared by `BearerAuth` and the raw bid route (`bid_route`), so both answer alike."""
+    try:
+        principal = await state.verifier.authenticate(authorization)
+    except ProblemError as problem:
+        failures = state.auth_failures
+        if problem.status == 401 and failures is not None:
+            failures.check(client_key(scope), "too many failed authentications")
+        raise
+    if admin_only and principal.role != "admin":
+        raise forbidden("creating items needs an admin token")
+    state.limiter.check(principal.sub)
+    return principal
 
 
 BidderPrincipal = Annotated[Principal, Depends(BearerAuth(admin_only=False))]
@@ -238,5 +250,6 @@ __all__ = [
     "BidderPrincipal",
     "Principal",
     "TokenVerifier",
+    "authorize",
     "verifier_from_settings",
 ]

@@ -1,8 +1,10 @@
 """The REST API (its OpenAPI document at /openapi.json): items, bids and bid history, each a thin call
 to one gRPC method.
 
-The bid route is the hot path of a bidding war; it does only what the answer needs: a regex on the
-id, a cached token check, one `model_validate_json`, one gRPC call and one `orjson.dumps`. Routes
+The bid route is the hot path of a bidding war, so by default its requests never reach this router:
+`bid_route.RawBidRoute` answers them before FastAPI, exactly as `place_bid` here would. `place_bid`
+declares the route for the OpenAPI document and is the reference the raw route is tested against (and
+serves bids with `EDGE_RAW_BID_ROUTE=false`). Routes
 return ready `Response`s, so FastAPI neither validates nor re-serialises the answer; `response_model`
 only documents it. Item ids that cannot exist are answered 404 here without a call to the bidder.
 """
@@ -26,13 +28,14 @@ from edge_gateway.convert import (
     item_list_json,
 )
 from edge_gateway.deps import Bidder, History, ReaderIsAdmin, ReadLimit
-from edge_gateway.lean_route import LeanRoute
 from edge_gateway.openapi import json_body, problem_responses
 from edge_gateway.problems import item_not_found
 from edge_gateway.responses import json_response
 from edge_gateway.schemas import (
     BID_REQUEST_EXAMPLE,
     CREATE_ITEM_EXAMPLE,
+    IDEMPOTENCY_KEY_MAX_CHARS,
+    IDEMPOTENCY_KEY_PATTERN,
     BidRequest,
     BidResult,
     BidsPage,
@@ -41,7 +44,7 @@ from edge_gateway.schemas import (
     ItemList,
 )
 
-router = APIRouter(tags=["items"], route_class=LeanRoute)
+router = APIRouter(tags=["items"])
 
 INT64_MAX = 2**63 - 1
 
@@ -51,8 +54,8 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         min_length=1,
-        max_length=128,
-        pattern=r"^[\x21-\x7e]+$",
+        max_length=IDEMPOTENCY_KEY_MAX_CHARS,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
         description="1..128 printable ASCII characters. Repeating it within 24 h replays the first answer.",
         examples=["3f1c9a52-bid-1"],
     ),

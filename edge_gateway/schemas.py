@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -43,6 +44,15 @@ from auction_contract.wire_time import datetime_ms
 _CONTROL = "\\x00-\\x1f\\x7f-\\x9f"
 TITLE_PATTERN = f"^[^{_CONTROL}]*[^\\s{_CONTROL}][^{_CONTROL}]*$"
 DESCRIPTION_PATTERN = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+
+# `Idempotency-Key`: 1..128 printable ASCII characters (the route's header declaration and the raw bid
+# route's check both use these).
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"
+IDEMPOTENCY_KEY_MAX_CHARS = 128
+IdempotencyKeyText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=IDEMPOTENCY_KEY_MAX_CHARS, pattern=IDEMPOTENCY_KEY_PATTERN),
+]
 
 ITEM_EXAMPLE: dict[str, Any] = {
     "id": "lot-42",

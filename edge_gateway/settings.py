@@ -57,6 +57,9 @@ class EdgeSettings(BaseSettings, ServiceAuth):
     grpc_timeout_seconds: float = Field(default=5.0, gt=0)
     # Group commit: concurrent bids share one PlaceBids call of at most this many bids, with at
     # most `bid_batch_in_flight` calls outstanding (see `bid_batcher`).
+    # Bids answered by the raw ASGI route before FastAPI (`bid_route`); false: through FastAPI's router,
+    # the slower reference implementation (for comparison only; both answer the same).
+    raw_bid_route: bool = True
     bid_batch_max: int = Field(default=256, ge=1, le=4096)
     bid_batch_in_flight: int = Field(default=2, ge=1, le=64)
     # Per bidder (`sub`), per gateway process: a safety valve against one runaway client,

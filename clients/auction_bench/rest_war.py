@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import uvloop
 
+from auction_bench.cpu_meter import CpuMeter, per_unit
 from auction_bench.http_load import WorkerResult, bidder_loop, percentile
 from auction_bench.verdict import war_verdict
 from devstack.child import discard
@@ -56,6 +57,9 @@ class RunFigures:
     slowlog_count: int | None = None
     slowlog_max_ms: float | None = None
     verdict: str = "n/a"
+    # CPU microseconds per answered request of each process over the measured seconds
+    # (`cpu_meter`; "load" is the load generator).
+    cpu_us_per_bid: dict[str, float] | None = None
 
 
 def _worker(args: tuple[int, str, list[str], float, float, int]) -> WorkerResult:
@@ -175,10 +179,17 @@ async def bench(
                         path = f"/items/{item_id}/bid"
                         conflicts_before = await watch_conflicts(metrics)
                         cpu_before = await probe.start_run()
-                        results = await asyncio.to_thread(
-                            drive, port, path, tokens[:level], duration, warmup, procs
+                        meter = CpuMeter({"redis": redis.pid, **{p.name: p.pid for p in processes}})
+                        driving = asyncio.create_task(
+                            asyncio.to_thread(drive, port, path, tokens[:level], duration, warmup, procs)
                         )
+                        await asyncio.sleep(warmup)
+                        meter.start()
+                        await asyncio.sleep(duration)
+                        spent = meter.seconds()
+                        results = await driving
                         run = summarize(target, level, duration, results)
+                        run.cpu_us_per_bid = per_unit(spent, run.requests)
                         run.redis_cpu_pct, run.slowlog_count, run.slowlog_max_ms = await probe.end_run(
                             cpu_before, duration + warmup
                         )
@@ -270,11 +281,12 @@ HEADER = (
 
 
 def _print_row(run: RunFigures) -> None:
+    cpu = " ".join(f"{name}={us:.0f}" for name, us in (run.cpu_us_per_bid or {}).items())
     print(
         f"{run.target:<8}{run.concurrency:>6}{run.rps:>10.0f}{run.accepted_per_s:>12.0f}"
         f"{run.p50_ms:>9.2f}{run.p95_ms:>9.2f}{run.p99_ms:>9.2f}{run.error_rate * 100:>8.2f}"
         f"{'' if run.watch_conflicts is None else run.watch_conflicts:>17}"
-        f"{run.redis_cpu_pct or 0:>13.0f}  {run.verdict}",
+        f"{run.redis_cpu_pct or 0:>13.0f}  {run.verdict}  cpu us/bid: {cpu}",
         flush=True,
     )
 
@@ -288,12 +300,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each run")
     parser.add_argument("--procs", type=int, default=1, help="load generator processes")
+    parser.add_argument("--edge-workers", type=int, default=1, help="edge gateway processes (EDGE_WORKERS)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     ns = parser.parse_args(argv)
     print(HEADER, flush=True)
     levels = [int(x) for x in ns.concurrency.split(",")]
     targets = [t for t in ns.targets.split(",") if t]
-    figures = asyncio.run(bench(targets, levels, ns.duration, ns.warmup, ns.procs, _print_row))
+    figures = asyncio.run(
+        bench(targets, levels, ns.duration, ns.warmup, ns.procs, _print_row, edge_workers=ns.edge_workers)
+    )
     if ns.json:
         ns.json.write_text(json.dumps([asdict(f) for f in figures], indent=2))
     _print_ratios(figures)
