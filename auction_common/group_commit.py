@@ -10,6 +10,10 @@ of that batch fails with the same exception. Used by the edge
 With `key`, items of one key are committed strictly in submission order: a batch never takes an item
 whose key is in a commit still in flight, so two commits for one key never race (other keys still
 overlap). The bidder keys by item, so bids on one item are applied in the order they arrived.
+
+With `weight`, `max_batch` bounds the sum of the items' weights instead of their number (an item
+heavier than `max_batch` goes alone): the bidder submits one item per call and auction item, weighing
+as many bids as it carries, so one future stands for many bids while a batch stays bounded in bids.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ class GroupCommit(Generic[Item, Result]):
         max_batch: int,
         max_in_flight: int,
         key: Callable[[Item], Hashable] | None = None,
+        weight: Callable[[Item], int] | None = None,
     ) -> None:
         self._commit = commit
         self._key = key
+        self._weight = weight
         self._busy_keys: set[Hashable] = set()
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
@@ -50,8 +56,7 @@ class GroupCommit(Generic[Item, Result]):
 
     def _start(self) -> None:
         if self._key is None:
-            take = min(len(self._queue), self._max_batch)
-            batch = [self._queue.popleft() for _ in range(take)]
+            batch = self._take_first()
             keys: set[Hashable] = set()
         else:
             batch, keys = self._take_free_keys()
@@ -62,6 +67,20 @@ class GroupCommit(Generic[Item, Result]):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _take_first(self) -> list[tuple[Item, asyncio.Future[Result]]]:
+        """The queue's head, up to `max_batch` (in weight, with `weight`)."""
+        if self._weight is None:
+            return [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+        batch: list[tuple[Item, asyncio.Future[Result]]] = []
+        total = 0
+        while self._queue:
+            weight = self._weight(self._queue[0][0])
+            if batch and total + weight > self._max_batch:
+                break
+            batch.append(self._queue.popleft())
+            total += weight
+        return batch
+
     def _take_free_keys(self) -> tuple[list[tuple[Item, asyncio.Future[Result]]], set[Hashable]]:
         """Queued items whose key has no commit in flight, in order, up to `max_batch`."""
         assert self._key is not None
@@ -69,14 +88,17 @@ class GroupCommit(Generic[Item, Result]):
         kept: deque[tuple[Item, asyncio.Future[Result]]] = deque()
         blocked = set(self._busy_keys)
         keys: set[Hashable] = set()
+        total = 0
         for entry in self._queue:
             key = self._key(entry[0])
-            if key in blocked or len(batch) >= self._max_batch:
+            weight = 1 if self._weight is None else self._weight(entry[0])
+            if key in blocked or (batch and total + weight > self._max_batch):
                 kept.append(entry)
                 blocked.add(key)  # later items of this key must not overtake this one
             else:
                 batch.append(entry)
                 keys.add(key)
+                total += weight
         self._queue = kept
         self._busy_keys |= keys
         return batch, keys

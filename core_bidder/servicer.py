@@ -11,7 +11,7 @@ from auction.v1 import bidder_pb2, bidder_pb2_grpc, item_pb2
 from auction_contract.proto_status import STATUS_FROM_PROTO
 from auction_contract.wire_time import ms_of, timestamp
 from core_bidder.convert import item_message
-from core_bidder.errors import BidderError, BidRejected, InvalidArgument, ItemNotFound
+from core_bidder.errors import BidderError, BidRejected, InvalidArgument, ItemNotFound, RejectReason
 from core_bidder.rules import AcceptedBid
 from core_bidder.status import abort, rich_status
 from core_bidder.store import BidRequest, now_ms
@@ -85,8 +85,16 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
         except Exception as exc:
             await abort(context, exc)
         accepted = 0
+        # In a war most bids of a call are refused alike ("too low, the minimum is N"): one status each.
+        refusals: dict[tuple[RejectReason, int | None], bidder_pb2.BidOutcome] = {}
         for index, result in zip(valid, results, strict=True):
-            if isinstance(result, BidderError):
+            if isinstance(result, BidRejected):
+                key = (result.reason, result.min_next_bid)
+                outcome = refusals.get(key)
+                if outcome is None:
+                    outcome = refusals[key] = bidder_pb2.BidOutcome(rejected=rich_status(result))
+                outcomes[index] = outcome
+            elif isinstance(result, BidderError):
                 outcomes[index] = bidder_pb2.BidOutcome(rejected=rich_status(result))
             else:
                 accepted += 1

@@ -56,6 +56,7 @@ _STATIC_CACHE_SIZE = 100_000
 _LIST_SCAN_BUDGET = 2_000
 _NOT_OPEN = BidRejected(RejectReason.AUCTION_NOT_OPEN)
 _CLOSED = BidRejected(RejectReason.AUCTION_CLOSED)
+_UNANSWERED = BidderError("no outcome")  # a placeholder, replaced for every bid
 
 
 class BidRequest(NamedTuple):
@@ -152,30 +153,42 @@ class ItemStore:
         return view
 
     async def place_bid(self, item_id: str, bidder: str, amount: int, idempotency_key: str) -> AcceptedBid:
-        reply = await self._committer.submit(
-            self.keys_for(item_id), BidInput(bidder, amount, idempotency_key)
+        replies = await self._committer.submit(
+            self.keys_for(item_id), [BidInput(bidder, amount, idempotency_key)]
         )
-        return await self._accepted(item_id, bidder, amount, reply)
+        return await self._accepted(item_id, bidder, amount, replies[0])
 
     async def place_bids(self, bids: Sequence[BidRequest]) -> list[AcceptedBid | BidderError]:
-        """Many bids at once: each gets the outcome it would have got alone, errors included."""
+        """Many bids at once: each gets the outcome it would have got alone, errors included.
+
+        The bids of one item go to the committer as one entry, in request order (one future per item,
+        not per bid: in a bidding war a call carries dozens of bids for the same item)."""
+        by_item: dict[str, tuple[list[int], list[BidInput]]] = {}
+        for index, bid in enumerate(bids):
+            entry = by_item.get(bid.item_id)
+            if entry is None:
+                entry = by_item[bid.item_id] = ([], [])
+            entry[0].append(index)
+            entry[1].append(BidInput(bid.bidder, bid.amount, bid.idempotency_key))
         futures = [
-            self._committer.submit(self.keys_for(b.item_id), BidInput(b.bidder, b.amount, b.idempotency_key))
-            for b in bids
+            self._committer.submit(self.keys_for(item_id), inputs) for item_id, (_, inputs) in by_item.items()
         ]
-        replies = await asyncio.gather(*futures, return_exceptions=True)
-        outcomes: list[AcceptedBid | BidderError] = []
-        for bid, reply in zip(bids, replies, strict=True):
-            if isinstance(reply, RedisConnectionError | RedisTimeoutError):
-                # This bid's write failed (its Redis node unreachable); others may have been accepted.
-                outcomes.append(StoreUnavailable("auction store unavailable"))
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        outcomes: list[AcceptedBid | BidderError] = [_UNANSWERED] * len(bids)
+        for (indices, _), replies in zip(by_item.values(), results, strict=True):
+            if isinstance(replies, RedisConnectionError | RedisTimeoutError):
+                # This item's write failed (its Redis node unreachable); others may have been accepted.
+                for index in indices:
+                    outcomes[index] = StoreUnavailable("auction store unavailable")
                 continue
-            if isinstance(reply, BaseException):
-                raise reply  # not a failure of the store: a bug, reported for the whole call
-            try:
-                outcomes.append(await self._accepted(bid.item_id, bid.bidder, bid.amount, reply))
-            except BidderError as exc:
-                outcomes.append(exc)
+            if isinstance(replies, BaseException):
+                raise replies  # not a failure of the store: a bug, reported for the whole call
+            for index, reply in zip(indices, replies, strict=True):
+                bid = bids[index]
+                try:
+                    outcomes[index] = await self._accepted(bid.item_id, bid.bidder, bid.amount, reply)
+                except BidderError as exc:
+                    outcomes[index] = exc
         return outcomes
 
     async def _accepted(self, item_id: str, bidder: str, amount: int, reply: Reply) -> AcceptedBid:

@@ -55,13 +55,15 @@ class EdgeSettings(BaseSettings, ServiceAuth):
     # Empty: bid history is not configured and GET /items/{id}/bids answers 503.
     history_target: str = ""
     grpc_timeout_seconds: float = Field(default=5.0, gt=0)
-    # Group commit: concurrent bids share one PlaceBids call of at most this many bids, with at
-    # most `bid_batch_in_flight` calls outstanding (see `bid_batcher`).
     # Bids answered by the raw ASGI route before FastAPI (`bid_route`); false: through FastAPI's router,
     # the slower reference implementation (for comparison only; both answer the same).
     raw_bid_route: bool = True
+    # Group commit: concurrent bids share one PlaceBids call of at most this many bids, with at
+    # most `bid_batch_in_flight` calls outstanding (see `bid_batcher`). One call at a time makes the
+    # largest batches, which cost the edge and the bidder least per bid: measured on one hot item at
+    # 200 bidders, 1 gave 6,646-7,559 bids/s against 5,699-5,781 with 2, and 4 or more less still.
     bid_batch_max: int = Field(default=256, ge=1, le=4096)
-    bid_batch_in_flight: int = Field(default=2, ge=1, le=64)
+    bid_batch_in_flight: int = Field(default=1, ge=1, le=64)
     # Per bidder (`sub`), per gateway process: a safety valve against one runaway client,
     # not a fairness mechanism, so the defaults are far above what a human can click.
     rate_limit_per_second: float = Field(default=1000.0, gt=0)

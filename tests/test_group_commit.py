@@ -97,3 +97,19 @@ async def test_an_exception_in_an_items_place_fails_that_item_alone() -> None:
     assert [o if isinstance(o, int) else str(o) for o in outcomes] == [
         0, "item 1 failed", 20, "item 3 failed", 40, "item 5 failed",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+async def test_weight_bounds_a_batch_by_the_sum_of_weights(keyed: bool) -> None:
+    """With `weight`, `max_batch` counts weight (an item's bids), not items; a heavy item goes alone."""
+    recorder = Recorder()
+    group: GroupCommit[int, int] = GroupCommit(
+        recorder.commit,
+        max_batch=5,
+        max_in_flight=1,
+        key=(lambda x: 0) if keyed else None,
+        weight=lambda x: x,
+    )
+    results = await asyncio.gather(*(group.submit(w) for w in [1, 3, 2, 4, 9, 1, 1]))
+    assert results == [10, 30, 20, 40, 90, 10, 10]
+    assert recorder.batches == [[1], [3, 2], [4], [9], [1, 1]]
