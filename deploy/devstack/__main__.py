@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--strategy", choices=("lua", "watch"), default="lua", help="bidder's Redis strategy")
     run.add_argument("--partitions", type=int, default=None, help="BIDDER_PARTITIONS (default: the bidder's)")
     run.add_argument("--servers-only", action="store_true", help="start only Redis, NATS and Postgres")
+    run.add_argument(
+        "--edge-workers", type=int, default=None, help="edge processes (default: one per core, at most 4)"
+    )
     return parser
 
 
@@ -41,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         strategy=args.strategy,
         partitions=args.partitions,
         servers_only=args.servers_only,
+        **({"edge_workers": args.edge_workers} if args.edge_workers else {}),
     )
     return asyncio.run(up(options))
 
