@@ -28,6 +28,16 @@ async def test_tiny_experiments_write_a_report_with_plots_and_verdicts(tmp_path:
     runs = results["contention"]["runs"]
     assert {r["target"] for r in runs} == {"bare", "lua", "watch"}
     assert all(r["requests"] > 0 for r in runs)
+    assert all(set(r["cpu_us_per_bid"]) >= {"load", "redis"} for r in runs)
+    assert all(r["cpu_us_per_bid"]["edge"] > 0 for r in runs if r["target"] != "bare")
+    stack = results["contention"]["stack"]
+    components = {"edge", "bidder", "relay", "archiver", "fanout", "redis", "nats", "postgres"}
+    assert set(stack["idle_cores"]) == components
+    assert all(r["verdict"] == "correct" and r["requests"] > 0 for r in stack["runs"])
+    for run in stack["runs"]:
+        assert set(run["cpu_us_per_bid"]) == components | {"load"}
+        assert run["cpu_us_per_bid"]["edge"] > 0 and run["cpu_us_per_bid"]["bidder"] > 0
+    assert "as `make up` runs it" in text
     assert results["contention"]["locust"]["requests"] > 0
     grpc_runs = results["contention"]["grpc"]
     assert {r["target"] for r in grpc_runs} == {"grpc-unary", "grpc-batched"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from devstack.server_base import process_tree
@@ -36,12 +37,17 @@ def own_cpu_seconds() -> float:
 class CpuMeter:
     """`start()`, run, then `seconds()`: CPU seconds each process spent in between."""
 
-    def __init__(self, processes: dict[str, int | None]) -> None:
-        self._pids = {name: pid for name, pid in processes.items() if pid is not None}
+    def __init__(self, processes: Mapping[str, int | Sequence[int] | None]) -> None:
+        """`processes`: a name for each process (or processes, summed) to measure, with its tree."""
+        self._pids: dict[str, list[int]] = {}
+        for name, pids in processes.items():
+            if pids is None:
+                continue
+            self._pids[name] = [pids] if isinstance(pids, int) else list(pids)
         self._before: dict[str, float] = {}
 
     def _read(self) -> dict[str, float]:
-        readings = {name: tree_cpu_seconds(pid) for name, pid in self._pids.items()}
+        readings = {name: sum(tree_cpu_seconds(pid) for pid in pids) for name, pids in self._pids.items()}
         readings[LOAD_GENERATOR] = own_cpu_seconds()
         return readings
 

@@ -1,7 +1,9 @@
 """Experiment 1: write contention on one hot item, Lua vs WATCH/MULTI/EXEC, against the bare ceiling.
 
 A sweep of concurrent bidders per strategy with the lean load generator (Locust saturates early on
-2 cores), plus one real Locust run (FastHttpUser) of the same war. Every run gets a computed verdict.
+2 cores), the same war against the whole platform as `make up` runs it (`stack_war`), plus one real
+Locust run (FastHttpUser) of the same war. Every run gets a computed verdict and the CPU microseconds
+per bid of each process, so the bottleneck is named by the run.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, cast
 import orjson
 from redis.asyncio import Redis
 
-from auction_bench import grpc_war
+from auction_bench import grpc_war, stack_war
 from auction_bench.report import Report
 from auction_bench.rest_war import RunFigures, bench, create_item, get_item, target_processes
 from auction_bench.verdict import Verdict, war_verdict
@@ -40,8 +42,8 @@ class Scale:
 
 
 SCALES = {
-    "full": Scale([10, 50, 200, 1000], 8.0, 2.0, 50, 10, [10, 50, 200]),
-    "quick": Scale([10, 50, 200], 3.0, 1.0, 20, 5, [10, 200]),
+    "full": Scale([10, 64, 200, 1000], 8.0, 2.0, 50, 10, [10, 64, 200]),
+    "quick": Scale([10, 64, 200], 3.0, 1.0, 20, 5, [10, 200]),
     "tiny": Scale([5], 1.0, 0.3, 4, 2, [5]),
 }
 
@@ -56,15 +58,19 @@ async def run(report: Report, *, scale: str = "full", progress: Any = print) -> 
         )
 
     figures = await bench(["bare", "lua", "watch"], levels, duration, warmup, procs=1, on_run=announce)
+    progress(f"  contention: the make up stack, bidders {levels}")
+    stack = await stack_war.bench(levels, duration, warmup, on_run=announce)
     locust = await locust_run(users=size.locust_users, seconds=size.locust_seconds, progress=progress)
     progress(f"  contention: gRPC straight to the bidder, unary and batched, bidders {size.grpc_levels}")
     grpc_figures = await grpc_war.bench(["unary", "batched"], size.grpc_levels, duration, warmup)
     report.results["contention"] = {
         "runs": [asdict(f) for f in figures],
+        "stack": asdict(stack),
         "locust": locust,
         "grpc": [asdict(f) for f in grpc_figures],
     }
     _write(report, figures, locust, duration)
+    _write_stack(report, stack, figures)
     _write_grpc(report, grpc_figures, figures)
 
 
@@ -178,6 +184,11 @@ def _write(report: Report, figures: list[RunFigures], locust: dict[str, Any], du
             accepted_ratio = lua.accepted_per_s / max(watch.accepted_per_s, 1e-9)
             ratios.append([level, lua.rps / bare.rps, lua.rps / watch.rps, accepted_ratio])
     report.table(["bidders", "Lua / bare bids/s", "Lua / WATCH bids/s", "Lua / WATCH accepted/s"], ratios)
+    report.text(
+        "CPU microseconds per answered bid of each process over the measured seconds (user + system "
+        "time from /proc, with child processes; `load` is the load generator, on the same cores):"
+    )
+    report.table(*_cpu_table(figures))
     report.line_plot(
         "contention_throughput", "Bids answered per second vs concurrent bidders", "bidders", "bids/s",
         _series(figures, "rps"), logx=True,
@@ -196,6 +207,43 @@ def _write(report: Report, figures: list[RunFigures], locust: dict[str, Any], du
         "Locust's own CPU use caps it well below the lean generator on this 2-core machine; "
         "it is here to show the same war through a standard tool."
     )
+
+
+def _cpu_table(figures: list[RunFigures]) -> tuple[list[str], list[list[object]]]:
+    names: list[str] = []
+    for f in figures:
+        names += [n for n in (f.cpu_us_per_bid or {}) if n not in names]
+    rows: list[list[object]] = [
+        [f.target, f.concurrency, f.rps, *((f.cpu_us_per_bid or {}).get(n, "") for n in names)]
+        for f in figures
+    ]
+    return ["target", "bidders", "bids/s", *(f"{n} µs/bid" for n in names)], rows
+
+
+def _write_stack(report: Report, stack: stack_war.StackFigures, figures: list[RunFigures]) -> None:
+    report.heading("The same war against the whole platform, as `make up` runs it", level=3)
+    report.text(
+        "`python -m devstack up` with its defaults (its own Redis, NATS and PostgreSQL; the bidder with "
+        "its closer, relay, archiver, the edge with one worker per core, two fan-out processes), the "
+        "same load generator against its edge. Every accepted bid also flows to the outbox, JetStream "
+        "and PostgreSQL during the run. `/ Lua path` compares with the edge-and-bidder run of the same "
+        "size above."
+    )
+    lua = {f.concurrency: f for f in figures if f.target == "lua"}
+    rows: list[list[object]] = []
+    for f in stack.runs:
+        twin = lua.get(f.concurrency)
+        ratio = f.rps / twin.rps if twin is not None and twin.rps else ""
+        rows.append(
+            [f.concurrency, f.rps, f.accepted_per_s, f.p50_ms, f.p99_ms, f.error_rate * 100, ratio, f.verdict]
+        )
+    report.table(
+        ["bidders", "bids/s", "accepted/s", "p50 ms", "p99 ms", "errors %", "/ Lua path", "verdict"], rows
+    )
+    report.table(*_cpu_table(stack.runs))
+    idle = [[name, cores] for name, cores in stack.idle_cores.items()]
+    report.text(f"Idle cost with no traffic, over {stack.idle_seconds:g} s (fraction of one core):")
+    report.table(["component", "cores"], idle)
 
 
 def _write_grpc(report: Report, grpc_figures: list[RunFigures], rest_figures: list[RunFigures]) -> None:
