@@ -81,14 +81,17 @@ def classify(root: int) -> dict[str, list[int]]:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(state: Path, within: float = 180.0) -> AsyncIterator[Stack]:
+async def running_stack(
+    state: Path, within: float = 180.0, edge_workers: int | None = None
+) -> AsyncIterator[Stack]:
     """`devstack up` on free ports in `state`, ready; stopped with SIGINT (as Ctrl-C) on exit."""
     edge_port, fanout_port = free_port(), free_port()
+    workers = ["--edge-workers", str(edge_workers)] if edge_workers else []
     env = {k: v for k, v in os.environ.items() if k not in ("AUCTION_JWT_SECRET", "AUCTION_SERVICE_TOKEN")}
     log = (state / "up.log").open("wb")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "devstack", "up", "--state-dir", str(state),
-        "--edge-port", str(edge_port), "--fanout-port", str(fanout_port),
+        "--edge-port", str(edge_port), "--fanout-port", str(fanout_port), *workers,
         stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT, env=env,
     )  # fmt: skip
     try:
@@ -134,10 +137,12 @@ async def bench(
     warmup: float,
     idle_seconds: float = 5.0,
     on_run: Callable[[RunFigures], None] | None = None,
+    edge_workers: int | None = None,
 ) -> StackFigures:
-    """Idle cost first (after the stack settles), then the war at each level on a fresh item."""
+    """Idle cost first (after the stack settles), then the war at each level on a fresh item.
+    `edge_workers`: None for `make up`'s default."""
     with tempfile.TemporaryDirectory(prefix="auction-stack-") as tmp:
-        async with running_stack(Path(tmp)) as stack:
+        async with running_stack(Path(tmp), edge_workers=edge_workers) as stack:
             meter = CpuMeter(stack.components)
             await asyncio.sleep(2.0)  # let start-up work (migrations, first polls) finish
             meter.start()
@@ -190,10 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each run")
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="seconds of the idle measurement")
+    parser.add_argument("--edge-workers", type=int, default=None, help="default: make up's (one per core)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     ns = parser.parse_args(argv)
     levels = [int(x) for x in ns.concurrency.split(",")]
-    figures = asyncio.run(bench(levels, ns.duration, ns.warmup, ns.idle_seconds, _print_run))
+    figures = asyncio.run(
+        bench(levels, ns.duration, ns.warmup, ns.idle_seconds, _print_run, edge_workers=ns.edge_workers)
+    )
     idle = ", ".join(f"{name} {cores:.3f}" for name, cores in figures.idle_cores.items())
     print(f"idle, cores used over {figures.idle_seconds:g} s: {idle}")
     if ns.json:
