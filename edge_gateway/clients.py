@@ -63,7 +63,7 @@ class BidderClient(_Client):
         metrics: EdgeMetrics,
         *,
         batch_max: int = 256,
-        batch_in_flight: int = 1,
+        batch_in_flight: int = 2,
     ) -> None:
         super().__init__(timeout, metrics)
         self._stub = bidder_pb2_grpc.BidderServiceStub(channel)
