@@ -36,7 +36,8 @@ async def test_tiny_experiments_write_a_report_with_plots_and_verdicts(tmp_path:
     assert all(r["verdict"] == "correct" and r["requests"] > 0 for r in stack["runs"])
     for run in stack["runs"]:
         assert set(run["cpu_us_per_bid"]) == components | {"load"}
-        assert run["cpu_us_per_bid"]["edge"] > 0 and run["cpu_us_per_bid"]["bidder"] > 0
+        assert run["cpu_us_per_bid"]["edge"] > 0
+        assert run["cpu_us_per_bid"]["bidder"] > 0
     assert "as `make up` runs it" in text
     assert results["contention"]["locust"]["requests"] > 0
     grpc_runs = results["contention"]["grpc"]
