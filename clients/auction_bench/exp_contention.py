@@ -241,7 +241,7 @@ def _write_stack(report: Report, stack: stack_war.StackFigures, figures: list[Ru
         ["bidders", "bids/s", "accepted/s", "p50 ms", "p99 ms", "errors %", "/ Lua path", "verdict"], rows
     )
     report.table(*_cpu_table(stack.runs))
-    idle = [[name, f"{cores * 1000:.0f}"] for name, cores in stack.idle_cores.items()]
+    idle: list[list[object]] = [[name, f"{cores * 1000:.0f}"] for name, cores in stack.idle_cores.items()]
     report.text(
         f"Idle cost with no traffic, over {stack.idle_seconds:g} s, in thousandths of one core "
         "(one clock tick of 10 ms in 5 s reads as 2):"
