@@ -7,6 +7,7 @@
 - `proto_status`: item status between the domain, protobuf and JSON.
 - `events`: the live event JSON (history, outbox, Pub/Sub): encoders, the decoder, `seq_of`.
 - `item_json`: the item's public JSON (REST answers and the fan-out's snapshots).
+- `notices`: the per-bidder notice JSON (`/ws/me`: outbid, won, lost, extended).
 
 Formats only, no I/O and no mechanisms (those live in `auction_common`).
 """

@@ -18,6 +18,12 @@ from enum import StrEnum
 PREFIX = "auction"
 # The one field of every history and outbox stream entry: the event's JSON.
 EVENT_FIELD = "e"
+# The second field of a bid's outbox entry: who led before the bid ("" for nobody). Written in the same
+# Lua step as the bid, so the relay's "outbid" notice names the right bidder however often it re-reads it.
+PREVIOUS_LEADER_FIELD = "p"
+# Per-bidder notices (outbid, won, lost, extended) go out on `notice_channel(bidder)` with plain PUBLISH,
+# which a Redis Cluster delivers to subscribers on every node: a bidder's channel belongs to no item.
+NOTICE_CHANNEL_PREFIX = f"{PREFIX}:notices:"
 
 
 class ItemField(StrEnum):
@@ -73,6 +79,16 @@ def ends_key(partition: int) -> str:
     return f"{PREFIX}:{partition_tag(partition)}:ends"
 
 
+def bidders_key(partition: int, item_id: str) -> str:
+    """The item's bidders (a set, in the item's hash tag): who hears of its extensions and its close."""
+    return f"{PREFIX}:{partition_tag(partition)}:bidders:{item_id}"
+
+
+def notice_channel(bidder: str) -> str:
+    """The channel of one bidder's notices (the relay publishes, fan-outs with a `/ws/me` subscribe)."""
+    return NOTICE_CHANNEL_PREFIX + bidder
+
+
 def index_key(partition: int) -> str:
     """The partition's items, scored by creation time in ms, for listing."""
     return f"{PREFIX}:{partition_tag(partition)}:items"
@@ -89,6 +105,8 @@ class ItemKeys:
     ends: str
     channel: str
     idempotency_prefix: str
+    # The bidders who had a bid accepted on the item (a set kept by the relay for the notices).
+    bidders: str
 
     def idempotency(self, bidder: str, key: str) -> str:
         return f"{self.idempotency_prefix}{bidder}:{key}"
@@ -107,4 +125,5 @@ def item_keys(item_id: str, partitions: int) -> ItemKeys:
         ends=ends_key(partition),
         channel=f"{base}:live:{item_id}",
         idempotency_prefix=f"{base}:idem:{item_id}:",
+        bidders=bidders_key(partition, item_id),
     )

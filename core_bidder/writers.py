@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError, WatchError
 
 from auction_contract.events import bid_event, extended_event
-from auction_contract.redis_layout import EVENT_FIELD, ItemField
+from auction_contract.redis_layout import EVENT_FIELD, PREVIOUS_LEADER_FIELD, ItemField
 from auction_contract.replies import Reply, ReplyCode, accepted_reply, too_low_reply
 from auction_contract.rules import ItemStatus, extended_end, min_next_bid, soft_close_of, status_at
 from core_bidder.errors import StoreUnavailable
@@ -38,7 +38,7 @@ _DECISION_FIELDS = [
     ItemField.STARTING_PRICE.value, ItemField.MIN_INCREMENT.value, ItemField.STARTS_MS.value,
     ItemField.ENDS_MS.value, ItemField.PRICE.value, ItemField.BID_COUNT.value, ItemField.SEQ.value,
     ItemField.CURRENCY.value, ItemField.SOFT_WINDOW_MS.value, ItemField.SOFT_EXTENSION_MS.value,
-    ItemField.SOFT_MAX_ENDS_MS.value,
+    ItemField.SOFT_MAX_ENDS_MS.value, ItemField.HIGHEST_BIDDER.value,
 ]  # fmt: skip
 _NOT_FOUND: Reply = [ReplyCode.NOT_FOUND.value]
 
@@ -180,7 +180,7 @@ class WatchBidWriter(_Common):
         fields = await pipe.hmget(keys.item, _DECISION_FIELDS)
         if fields[0] is None:
             return None
-        sp, inc, st, et, price, bc, seq, currency, scw, scx, scm = (
+        sp, inc, st, et, price, bc, seq, currency, scw, scx, scm, leader = (
             _text(x) if x is not None else "" for x in fields
         )
         secs, micros = await pipe.time()
@@ -208,7 +208,8 @@ class WatchBidWriter(_Common):
             },
         )
         pipe.xadd(keys.events, {EVENT_FIELD: event}, id=f"{new_seq}-0", maxlen=self._maxlen, approximate=True)
-        pipe.xadd(keys.outbox, {EVENT_FIELD: event})
+        # Like place_bid.lua: the bid's outbox entry names the leader before it, for the relay's notices.
+        pipe.xadd(keys.outbox, {EVENT_FIELD: event, PREVIOUS_LEADER_FIELD: leader})
         pipe.execute_command(self._publish, keys.channel, event)
         ends = int(et)
         moved = extended_end(ends, now_ms, soft_close_of(scw, scx, scm))

@@ -16,10 +16,14 @@ from websockets.asyncio.server import ServerConnection
 
 
 class ViewerConnection(ServerConnection):
-    """One viewer: the item and `since` it asked for (set at the handshake) and its slow hook."""
+    """One viewer: the item and `since` it asked for, or `/ws/me` and its token (set at the handshake),
+    and its slow hook."""
 
     item_id: str = ""
     since: int | None = None
+    # `/ws/me` (per-bidder notices) rather than an item; the token if the handshake carried one.
+    notices: bool = False
+    bearer_token: str | None = None
     on_slow: Callable[[ViewerConnection], None] | None = None
     # Set on a subclass by `configured` (the server's settings); 0 keeps the kernel's default.
     socket_send_buffer = 0

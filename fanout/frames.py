@@ -46,3 +46,13 @@ def snapshot_frame(item: dict[str, Any]) -> bytes:
 def error_frame(code: str, detail: str) -> bytes:
     """`{"type":"error","code":...,"detail":...}` sent right before a close with a 4xxx/1011/1013 code."""
     return orjson.dumps({"type": "error", "code": code, "detail": detail})
+
+
+def notice_frame(notice: bytes) -> bytes:
+    """A per-bidder notice (the relay's JSON object) with `server_time` spliced in before its last brace."""
+    return notice[:-1] + _TIME_HEAD + server_time().encode() + b'"}'
+
+
+def ready_frame(bidder: str) -> bytes:
+    """`{"type":"ready","bidder":...}`: `/ws/me` is authenticated and subscribed; notices follow."""
+    return orjson.dumps({"type": "ready", "bidder": bidder, "server_time": server_time()})

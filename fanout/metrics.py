@@ -44,6 +44,11 @@ class FanoutMetrics:
         self.rejected = Counter(
             "fanout_handshakes_rejected_total", "Handshakes refused, by reason.", ["reason"], registry=r
         )
+        self.notice_viewers = Gauge("fanout_notice_viewers", "Open /ws/me connections.", registry=r)
+        self.notices = Counter(
+            "fanout_notices_total", "Per-bidder notices received from Redis (sent to that bidder's sockets).",
+            registry=r,
+        )  # fmt: skip
         self.redis_errors = Counter(
             "fanout_pubsub_errors_total",
             "Pub/Sub connection failures.",

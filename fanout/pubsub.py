@@ -6,6 +6,9 @@ confirmation is handed on too, and that is how a lost connection is repaired: re
 subscribes again, each listener hears the new confirmation and reads what it missed from the item's
 history stream (a message published while the connection was down is otherwise gone for good).
 
+Per-bidder notices (`/ws/me`) always use plain SUBSCRIBE, which a Redis Cluster delivers on every node:
+`notice_subscriber_for` gives one connection for them (on a cluster, to one of its nodes).
+
 Flavours, matching the bidder: PUBLISH/SUBSCRIBE; SPUBLISH/SSUBSCRIBE on a single server
 (`sharded_pubsub`); and on Redis Cluster, SSUBSCRIBE on the master owning each channel's hash tag
 (`ClusterSubscriber`): one plain `Subscriber` per master, each with its own connection and reader, so a
@@ -178,3 +181,36 @@ def subscriber_for(redis: Redis | RedisCluster, *, sharded: bool, metrics: Fanou
     if isinstance(redis, Redis):
         return Subscriber(redis, sharded=sharded, metrics=metrics)
     return ClusterSubscriber(redis, metrics=metrics)
+
+
+class NodeSubscriber(Subscriber):
+    """Plain Pub/Sub on one node of a Redis Cluster (chosen at start): a cluster-wide PUBLISH reaches
+    every node's subscribers, so one connection hears every bidder's notices. Like `ClusterSubscriber`,
+    it does not follow topology changes (a lost node is retried, not replaced)."""
+
+    def __init__(self, cluster: RedisCluster, *, metrics: FanoutMetrics) -> None:
+        self._cluster = cluster
+        self._client: Redis | None = None
+        super().__init__(Redis(), sharded=False, metrics=metrics)  # replaced at start, never connected
+
+    async def start(self) -> None:
+        await self._cluster.initialize()
+        node = self._cluster.get_default_node() or self._cluster.get_random_node()
+        pool = ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
+        self._client = Redis(connection_pool=pool)
+        self._pubsub = self._client.pubsub()
+        await super().start()
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.aclose()
+                await self._client.connection_pool.disconnect()
+
+
+def notice_subscriber_for(redis: Redis | RedisCluster, *, metrics: FanoutMetrics) -> Subscriber:
+    """Plain SUBSCRIBE for the bidders' notice channels: its own connection, beside the items' one."""
+    if isinstance(redis, Redis):
+        return Subscriber(redis, sharded=False, metrics=metrics)
+    return NodeSubscriber(redis, metrics=metrics)

@@ -1,5 +1,8 @@
 """Wires one fan-out process: Redis (history + Pub/Sub), the bidder channel, feeds, the WebSocket server.
 
+`/ws/items/{id}` goes to `Sessions` (item viewers), `/ws/me` to `NoticeSessions` (per-bidder notices, on
+only when AUCTION_JWT_SECRET is set; they get their own plain Pub/Sub connection).
+
 `start` binds (with SO_REUSEPORT, so sibling processes can share the port) and returns the port;
 `stop` closes every viewer with 1012 (service restart: they reconnect elsewhere with `since`), gives
 them `shutdown_timeout_seconds` to finish the closing handshake, then drops what is left.
@@ -15,14 +18,17 @@ import structlog
 from websockets.asyncio.server import Server, serve
 
 from auction_common.health_follow import HealthFollower
+from auction_common.jwt_verify import HS256Verifier
 from auction_common.redis_client import AnyRedis, make_redis
 from fanout.broadcast import broadcaster
 from fanout.connection import ViewerConnection
 from fanout.errors import CLOSE_SERVICE_RESTART
 from fanout.history import History
-from fanout.http import RequestGate
+from fanout.http import RequestGate, select_subprotocol
+from fanout.me import NoticeSessions
 from fanout.metrics import FanoutMetrics
-from fanout.pubsub import subscriber_for
+from fanout.notices import NoticeHub
+from fanout.pubsub import Subscriber, notice_subscriber_for, subscriber_for
 from fanout.registry import FeedRegistry
 from fanout.session import Sessions
 from fanout.settings import FanoutSettings
@@ -50,6 +56,17 @@ class FanoutServer:
             self.feeds, self.history, self.snapshots, self.metrics, settings.batch_max_events
         )
         self.gate = RequestGate(self.metrics, settings.max_connections, self._healthy)
+        self.notice_subscriber: Subscriber | None = None
+        self.notices: NoticeSessions | None = None
+        if settings.jwt_secret is not None and settings.jwt_secret.get_secret_value():
+            verifier = HS256Verifier(
+                settings.jwt_secret.get_secret_value(),
+                max_lifetime_seconds=settings.max_token_lifetime_seconds,
+            )
+            self.notice_subscriber = notice_subscriber_for(self.redis, metrics=self.metrics)
+            hub = NoticeHub(self.notice_subscriber, self.metrics, settings.subscribe_timeout_seconds)
+            self.notices = NoticeSessions(verifier, hub, self.metrics, settings.auth_timeout_seconds)
+            self.gate.notices_enabled = True
         self.server: Server | None = None
         self.port = 0
         self._redis_ok = False
@@ -58,20 +75,31 @@ class FanoutServer:
         )
 
     def _healthy(self) -> bool:
-        return self._redis_ok and self.subscriber.healthy
+        notices_ok = self.notice_subscriber is None or self.notice_subscriber.healthy
+        return self._redis_ok and self.subscriber.healthy and notices_ok
+
+    async def _serve(self, viewer: ViewerConnection) -> None:
+        """The websockets handler: the gate marked `/ws/me` connections (only when notices are on)."""
+        if viewer.notices and self.notices is not None:
+            await self.notices.serve(viewer)
+        else:
+            await self.sessions.serve(viewer)
 
     async def start(self) -> int:
         s = self.settings
         await self._follower.once()
         await self.subscriber.start()
+        if self.notice_subscriber is not None:
+            await self.notice_subscriber.start()
         origins = None if s.any_origin else [None, *s.allowed_origins]
         self.server = await serve(
-            self.sessions.serve,  # type: ignore[arg-type]  # our connection class, see create_connection
+            self._serve,  # type: ignore[arg-type]  # our connection class, see create_connection
             s.host,
             s.port,
             origins=origins,  # type: ignore[arg-type]  # plain strings are valid Origin values
             compression="deflate" if s.compression else None,
             process_request=self.gate,  # type: ignore[arg-type]
+            select_subprotocol=select_subprotocol,  # type: ignore[arg-type]
             server_header=None,
             open_timeout=s.open_timeout_seconds,
             ping_interval=s.ping_interval_seconds,
@@ -106,6 +134,8 @@ class FanoutServer:
         await self._follower.stop()
         await self.feeds.close()
         await self.subscriber.stop()
+        if self.notice_subscriber is not None:
+            await self.notice_subscriber.stop()
         await self.snapshots.close()
         await self.redis.aclose()
         log.info("fanout_stopped")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from auction_common.service_auth import ServiceAuth
@@ -67,6 +67,14 @@ class FanoutSettings(BaseSettings, ServiceAuth):
     # connection); `frame` builds the WebSocket frame once with the library's encoder and writes the
     # same bytes to every open connection (see `fanout.broadcast`).
     broadcast: Literal["library", "frame"] = "frame"
+    # `/ws/me` (per-bidder notices) verifies bidders' HS256 tokens with the platform's secret, by the
+    # edge's rules; unset, `/ws/me` answers 503 and nothing else changes.
+    jwt_secret: SecretStr | None = Field(default=None, validation_alias="AUCTION_JWT_SECRET")
+    max_token_lifetime_seconds: int = Field(default=14_400, ge=60)
+    # A `/ws/me` client sending its token in the first message must do so this soon.
+    auth_timeout_seconds: float = Field(default=5.0, gt=0)
+    # How long `/ws/me` waits for Redis to confirm the bidder's subscription before 1013.
+    subscribe_timeout_seconds: float = Field(default=5.0, gt=0)
     health_interval_seconds: float = Field(default=1.0, gt=0)
     # Pin this process to one CPU (its number), as with one fan-out process per core on one machine;
     # unset: the scheduler places it. A CPU outside the process's allowed set is ignored with a warning.

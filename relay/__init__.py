@@ -8,6 +8,10 @@ publishes each entry as one `auction.v1.Event` with `Nats-Msg-Id` = the event id
 outbox only after JetStream acknowledged it. A crash between the two steps re-publishes the entry, which
 JetStream's duplicate window drops, and the archiver's unique key drops again if it ever gets through.
 
+Between JetStream's ack and the removal the relay also turns the stored events into per-bidder notices
+(`relay.notices`: outbid, won, lost, extended), published on each bidder's Redis channel for the fan-out's
+`/ws/me`; off the bid path, at-least-once.
+
 Errors::
 
     RelayError

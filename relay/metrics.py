@@ -31,3 +31,6 @@ OUTBOX_AGE = Gauge(
 OUTBOX_TOTAL = Gauge("relay_outbox_entries_total", "Entries waiting in the outbox, all partitions")
 OUTBOX_OVER_BOUND = Gauge("relay_outbox_over_bound", "1 while the outbox is above RELAY_OUTBOX_ALERT_ENTRIES")
 NATS_CONNECTED = Gauge("relay_nats_connected", "1 while connected to NATS")
+NOTICES_SENT = Counter(
+    "relay_notices_sent_total", "Per-bidder notices published (outbid, won, lost, extended; repeats included)"
+)

@@ -20,7 +20,7 @@ from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import ResponseError
 
 from auction_contract.redis_layout import EVENT_FIELD as EVENT_FIELD_NAME
-from auction_contract.redis_layout import dead_letter_key, outbox_key
+from auction_contract.redis_layout import PREVIOUS_LEADER_FIELD, dead_letter_key, outbox_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 NEW = ">"
 OWN_PENDING = "0"
 EVENT_FIELD = EVENT_FIELD_NAME.encode()
+LEADER_FIELD = PREVIOUS_LEADER_FIELD.encode()
 # Dead letters kept per partition (approximate cap): enough to inspect, bounded if a bug floods them.
 DEAD_LETTER_MAXLEN = 10_000
 DEAD_LETTER_PATTERN = dead_letter_key(0).replace("{p0}", "{p*}")
@@ -58,6 +59,12 @@ class Entry:
     entry_id: bytes
     # None when the entry was deleted while still pending (a relay died between XDEL and XACK).
     payload: bytes | None
+    # A bid's leader before it (`PREVIOUS_LEADER_FIELD`), for the notices; None for other entries.
+    previous_leader: bytes | None = None
+
+    @classmethod
+    def of(cls, partition: int, entry_id: bytes, fields: Mapping[bytes, bytes]) -> Entry:
+        return cls(partition, entry_id, fields.get(EVENT_FIELD), fields.get(LEADER_FIELD))
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +114,7 @@ class Outbox:
                 continue
             if isinstance(reply, Exception):
                 raise reply
-            entries = [Entry(p, eid, fields.get(EVENT_FIELD)) for _key, rows in reply for eid, fields in rows]
+            entries = [Entry.of(p, eid, fields) for _key, rows in reply for eid, fields in rows]
             found[p] = entries
         return found
 
@@ -138,7 +145,7 @@ class Outbox:
         found: dict[int, list[Entry]] = {}
         for key, rows in reply or ():
             p = index[key if isinstance(key, bytes) else key.encode()]
-            found[p] = [Entry(p, eid, fields.get(EVENT_FIELD)) for eid, fields in rows]
+            found[p] = [Entry.of(p, eid, fields) for eid, fields in rows]
         return found
 
     def _queue_read(self, pipe: Pipeline | ClusterPipeline, key: str, cursor: str) -> None:

@@ -5,6 +5,9 @@ or frozen, an ack that never comes, Redis gone) leaves the entry pending under t
 partition goes back to reading pending entries first, after a growing pause, so the loop neither spins
 nor overtakes its own retries. While NATS is disconnected nothing is read at all: the outbox grows in
 Redis and the bid path never notices.
+
+Between the acks and the removal, the round's stored events become per-bidder notices (`relay.notices`):
+a failure there leaves the round pending like a failed removal, so notices are at-least-once.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from redis.exceptions import RedisError
@@ -20,9 +23,11 @@ from redis.exceptions import RedisError
 from relay import metrics
 from relay.convert import Outgoing, decode, outgoing
 from relay.errors import BadEntry
+from relay.notices import plan_notices
 from relay.outbox import NEW, OWN_PENDING, Entry
 
 if TYPE_CHECKING:
+    from relay.notices import NoticeSender
     from relay.outbox import Outbox
     from relay.publisher import BatchPublisher
     from relay.settings import RelaySettings
@@ -53,10 +58,12 @@ class OutboxPump:
         settings: RelaySettings,
         outbox: Outbox,
         publisher: BatchPublisher,
+        notices: NoticeSender | None = None,
     ) -> None:
         self._settings = settings
         self._outbox = outbox
         self._publisher = publisher
+        self._notices = notices
         # Per partition: ">" (new entries) or where to continue reading this consumer's pending ones.
         self._cursors: dict[int, str] = dict.fromkeys(range(outbox.partitions), OWN_PENDING)
         self._backoff = Backoff(settings.poll_interval_seconds, settings.retry_max_seconds)
@@ -113,7 +120,8 @@ class OutboxPump:
         done: dict[int, list[bytes]] = defaultdict(list)
         bad: list[tuple[Entry, str]] = []
         batch: list[tuple[Entry, Outgoing]] = []
-        docs: list[tuple[Entry, dict[str, object]]] = []
+        docs: list[tuple[Entry, dict[str, Any]]] = []
+        batch_docs: list[tuple[Entry, dict[str, Any]]] = []
         for entry in (e for rows in entries.values() for e in rows):
             if entry.payload is None:
                 done[entry.partition].append(entry.entry_id)  # deleted already: only the ack is missing
@@ -128,6 +136,7 @@ class OutboxPump:
         for entry, doc in docs:
             try:
                 batch.append((entry, outgoing(doc, prefix)))
+                batch_docs.append((entry, doc))
             except BadEntry as exc:
                 bad.append(self._bad(entry, exc))
         if bad:
@@ -151,6 +160,13 @@ class OutboxPump:
         metrics.PUBLISHED.inc(published)
         metrics.PUBLISH_FAILED.inc(len(stored) - published)
         try:
+            await self._notify([pair for pair, ok in zip(batch_docs, stored, strict=True) if ok])
+        except RedisError as exc:
+            # Published, no notices yet (or some): the round is read again, its notices sent again.
+            log.warning("notices_failed", error=repr(exc))
+            self._retry_pending(entries)
+            return True
+        try:
             await self._outbox.remove(done)
         except RedisError as exc:
             # Published but still in the outbox: re-published later and dropped as duplicates.
@@ -159,6 +175,15 @@ class OutboxPump:
             return True
         self._advance(entries, failed_partitions)
         return bool(failed_partitions)
+
+    async def _notify(self, stored: list[tuple[Entry, dict[str, Any]]]) -> None:
+        """The per-bidder notices of the events JetStream stored, in outbox order."""
+        if self._notices is None or not stored:
+            return
+        leaders = ((e, doc, e.previous_leader.decode() if e.previous_leader else None) for e, doc in stored)
+        ttl_ms = int(self._settings.notice_bidders_ttl_seconds * 1000)
+        calls = plan_notices(((e.partition, doc, leader) for e, doc, leader in leaders), ttl_ms)
+        metrics.NOTICES_SENT.inc(await self._notices.send(calls))
 
     def _advance(self, entries: dict[int, list[Entry]], failed: set[int]) -> None:
         for p, rows in entries.items():

@@ -15,6 +15,7 @@ import structlog
 from auction_common.nats_connection import connect_nats
 from auction_common.redis_client import make_redis
 from relay.monitor import OutboxMonitor
+from relay.notices import NoticeSender
 from relay.ops_http import OpsServer
 from relay.outbox import DEAD_LETTER_PATTERN, Outbox
 from relay.publisher import BatchPublisher, ensure_stream
@@ -59,7 +60,8 @@ class RelayService:
         await ensure_stream(nc.jetstream(), settings)
         self._publisher = BatchPublisher(nc, settings.stream, settings.ack_timeout_seconds)
         await self._publisher.start()
-        pump = OutboxPump(settings, self.outbox, self._publisher)
+        notices = NoticeSender(self.redis) if settings.notices else None
+        pump = OutboxPump(settings, self.outbox, self._publisher, notices)
         self._pump_task = asyncio.create_task(pump.run(self._stop), name="outbox-pump")
         log.info(
             "relay_started",

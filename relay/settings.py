@@ -65,6 +65,10 @@ class RelaySettings(BaseSettings):
     monitor_interval_seconds: float = Field(default=1.0, gt=0)
     nats_ping_interval_seconds: float = Field(default=5.0, gt=0)
     nats_connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Per-bidder notices (`/ws/me` on the fan-out) from the relayed events; off: only JetStream.
+    notices: bool = True
+    # After an item's close its bidder set is kept this long (a redelivered close still finds it).
+    notice_bidders_ttl_seconds: float = Field(default=86_400.0, gt=0)
     host: str = "127.0.0.1"
     # /healthz, /readyz and /metrics; 0 picks a free port.
     port: int = Field(default=8090, ge=0, le=65535)

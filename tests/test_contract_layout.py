@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from auction_contract.redis_layout import EVENT_FIELD, ItemField
+from auction_contract.redis_layout import EVENT_FIELD, PREVIOUS_LEADER_FIELD, ItemField
 from auction_contract.replies import ReplyCode
 from core_bidder.scripts import lua_source
 
@@ -63,6 +63,13 @@ def test_stream_entries_use_the_contract_event_field(script: str) -> None:
     assert adds
     for add in adds:
         assert f"'{EVENT_FIELD}'" in add, add
+
+
+def test_place_bid_names_the_previous_leader_in_the_bid_outbox_entry() -> None:
+    """The relay's `outbid` notice reads the leader before a bid from its outbox entry's second field."""
+    outbox_adds = re.findall(r"'XADD', outbox_key,[^\n]*", lua_source("place_bid"))
+    bid_add = [add for add in outbox_adds if "event," in add]
+    assert bid_add == [f"'XADD', outbox_key, '*', '{EVENT_FIELD}', event, '{PREVIOUS_LEADER_FIELD}', leader)"]
 
 
 def test_place_bid_answers_only_contract_reply_codes() -> None:

@@ -6,7 +6,8 @@ checks: items land on every master (as the cluster itself says), a concurrent bi
 all three masters keeps each item's seqs unique and gap-free with the exact final state, history and
 outbox, every viewer gets every event once in order, the relay drains the outboxes of all masters, a
 script cache flushed on every node is reloaded per node, and the rebuild's atomic write runs on the node
-owning the item. No caller ever sees a CROSSSLOT or MOVED error.
+owning the item, and per-bidder notices of items on every master reach a `/ws/me` subscribed on one node.
+No caller ever sees a CROSSSLOT or MOVED error.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from websockets.typing import Subprotocol
 
 from auction.v1 import bidder_pb2, bidder_pb2_grpc
 from auction_contract.redis_layout import item_keys
@@ -42,9 +44,11 @@ from devstack.processes import ServiceProcess
 from devstack.redis_cluster import RedisClusterServers
 from devstack.services import bidder_process
 from devstack.services_archive import relay_process
+from devstack.tokens import mint_token
 from tests.archive_fixtures import RELAY_TEST_ENV
 from tests.conftest import scaled, server_sink, service_sink, temp_data_dir
 from tests.fanout_fixtures import FanoutStack, RawViewer
+from tests.notice_fixtures import NoticeViewer
 
 PARTITIONS = 16
 INCREMENT = 10
@@ -394,3 +398,31 @@ async def test_soft_close_and_the_close_work_on_every_master(cluster_stack: Clus
                 assert kinds == ["created", "bid", "extended", "closed"], kinds
                 pending.discard(item_id)
     assert not pending, f"not closed: {pending}"
+
+
+async def test_notices_reach_a_bidder_from_items_on_every_master(cluster_stack: ClusterStack) -> None:
+    """The relay's notice step runs on each item's master and PUBLISHes there; a fan-out with `/ws/me`
+    subscribed on one node hears them all: alice is outbid on one item per master."""
+    stack = cluster_stack
+    secret = secrets.token_urlsafe(32)
+    port = free_port()
+    await stack.live.start_fanout(port, env={"FANOUT_REDIS_CLUSTER": "true", "AUCTION_JWT_SECRET": secret})
+    alice, bob = f"alice-{secrets.token_hex(3)}", f"bob-{secrets.token_hex(3)}"
+    token = mint_token(secret, alice, "bidder", ttl_seconds=600)
+    owned = await stack.items_on_every_master(1)
+    items = {ids[0] for ids in owned.values()}
+    viewer = await NoticeViewer.open(
+        f"ws://127.0.0.1:{port}/ws/me", subprotocols=[Subprotocol("bearer"), Subprotocol(token)]
+    )
+    try:
+        await viewer.wait_ready()
+        for item_id in items:
+            for bidder, amount in ((alice, 100), (bob, 110)):
+                await stack.stub.PlaceBid(
+                    bidder_pb2.PlaceBidRequest(item_id=item_id, bidder=bidder, amount=amount)
+                )
+        notices = await viewer.wait_notices(len(items), within=30)
+    finally:
+        await viewer.close()
+    assert {n["item_id"] for n in notices} == items
+    assert {(n["type"], n["current_price"]) for n in notices} == {("outbid", 110)}

@@ -24,8 +24,9 @@ IMPORT_ROOTS = [".", "clients", "deploy"]  # as `[tool.pytest.ini_options] pytho
 
 # Module names that must not be loaded; each also covers its submodules.
 CLIENT_LIBRARIES = ("httpx", "jwt", "websockets")
-# fanout serves WebSockets (the `websockets` server modules), but needs no client.
-FANOUT_FORBIDDEN = ("httpx", "jwt", "websockets.asyncio.client")
+# fanout serves WebSockets (the `websockets` server modules) and verifies `/ws/me` tokens with pyjwt itself
+# (`auction_common.jwt_verify`), but needs no client.
+FANOUT_FORBIDDEN = ("httpx", "websockets.asyncio.client")
 
 _REPORT = """
 import json, sys
@@ -68,8 +69,8 @@ def loaded_after(code: str, forbidden: tuple[str, ...]) -> list[str]:
     ],
 )
 def test_server_imports_no_client_libraries(module: str, forbidden: tuple[str, ...]) -> None:
-    """Importing a server's entry point loads no httpx, jwt or WebSocket client (nor, except fanout, any
-    of `websockets`)."""
+    """Importing a server's entry point loads no httpx, jwt or WebSocket client (except fanout, which
+    serves WebSockets and checks tokens: no client of either)."""
     assert loaded_after(f"import {module}", forbidden) == []
 
 

@@ -5,7 +5,8 @@ the edge's OpenAPI document, retries for calls that are safe to repeat, and auto
 for bids. Errors are `AuctionError` subclasses that mirror the API's problem types. gRPC for internal
 callers: the generated `auction.v1` package and `auction.rpc.connect`. Live: `watch_item`, an async
 iterator over an item's events from the WebSocket fan-out that reconnects and resumes by itself and
-ends after the auction's `Closed` event.
+ends after the auction's `Closed` event. Notices: `watch_notices(token)`, the token's bidder's outbid, won,
+lost and extended notices across items (`auction.notices`).
 """
 
 # The public names are loaded lazily (PEP 562): the servers import the generated `auction.v1` stubs,
@@ -52,6 +53,17 @@ if TYPE_CHECKING:
         watch_item,
     )
     from auction.models import Bid, BidResult, BidsPage, Item, ItemList, Status
+    from auction.notices import (
+        AuctionExtended,
+        Lost,
+        Notice,
+        NoticeAuthError,
+        NoticeStream,
+        OtherNotice,
+        Outbid,
+        Won,
+        watch_notices,
+    )
     from auction.rest import AsyncAuctionClient
     from auction.retry import RetryPolicy
     from auction.sync import AuctionClient
@@ -63,6 +75,7 @@ _SUBMODULE: dict[str, str] = {
     "AuctionClient": "auction.sync",
     "AuctionClosed": "auction.errors",
     "AuctionError": "auction.errors",
+    "AuctionExtended": "auction.notices",
     "AuctionNotOpen": "auction.errors",
     "Bid": "auction.models",
     "BidPlaced": "auction.live",
@@ -83,8 +96,14 @@ _SUBMODULE: dict[str, str] = {
     "LiveEvent": "auction.live",
     "LiveItemNotFound": "auction.live",
     "LiveStreamError": "auction.live",
+    "Lost": "auction.notices",
     "NotFound": "auction.errors",
+    "Notice": "auction.notices",
+    "NoticeAuthError": "auction.notices",
+    "NoticeStream": "auction.notices",
     "OtherEvent": "auction.live",
+    "OtherNotice": "auction.notices",
+    "Outbid": "auction.notices",
     "Outcome": "auction.live",
     "RateLimited": "auction.errors",
     "Reset": "auction.live",
@@ -96,8 +115,10 @@ _SUBMODULE: dict[str, str] = {
     "TransportError": "auction.errors",
     "Unauthorized": "auction.errors",
     "ValidationFailed": "auction.errors",
+    "Won": "auction.notices",
     "mint_dev_token": "auction.tokens",
     "watch_item": "auction.live",
+    "watch_notices": "auction.notices",
 }
 """Each public name and the submodule that defines it."""
 
@@ -107,6 +128,7 @@ __all__ = [
     "AuctionClient",
     "AuctionClosed",
     "AuctionError",
+    "AuctionExtended",
     "AuctionNotOpen",
     "Bid",
     "BidPlaced",
@@ -127,8 +149,14 @@ __all__ = [
     "LiveEvent",
     "LiveItemNotFound",
     "LiveStreamError",
+    "Lost",
     "NotFound",
+    "Notice",
+    "NoticeAuthError",
+    "NoticeStream",
     "OtherEvent",
+    "OtherNotice",
+    "Outbid",
     "Outcome",
     "RateLimited",
     "Reset",
@@ -140,8 +168,10 @@ __all__ = [
     "TransportError",
     "Unauthorized",
     "ValidationFailed",
+    "Won",
     "mint_dev_token",
     "watch_item",
+    "watch_notices",
 ]
 
 

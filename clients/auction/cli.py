@@ -33,6 +33,8 @@ from auction.errors import (
 from auction.live import LiveItemNotFound
 from auction.models import Status
 from auction.money import format_money
+from auction.notices import NoticeAuthError
+from auction.notices_view import notices
 from auction.rest import DEFAULT_URL, AsyncAuctionClient
 from auction.tokens import ROLES, mint_dev_token
 from auction.watch import (
@@ -105,6 +107,13 @@ def parser() -> argparse.ArgumentParser:
     watch.add_argument(
         "--count", type=int, default=0, help="stop after this many bids (default: when the auction closes)"
     )
+    notice = sub.add_parser(
+        "notices",
+        help="the token's bidder's notices (outbid, won, lost, extended) as they come, across items",
+    )
+    notice.add_argument("--ws-url", default=os.environ.get("AUCTION_WS_URL", "ws://127.0.0.1:8081"),
+                        help="fan-out URL (env AUCTION_WS_URL)")  # fmt: skip
+    notice.add_argument("--count", type=int, default=0, help="stop after this many notices (default: never)")
     return p
 
 
@@ -141,6 +150,11 @@ async def run(ns: argparse.Namespace) -> int:
         return EXIT_OK
     if ns.command == "watch":
         return await watch(ns.ws_url, ns.item_id, as_json=ns.json, count=ns.count)
+    if ns.command == "notices":
+        if not ns.token:
+            print("auction notices: give --token or set AUCTION_TOKEN (a bidder token)", file=sys.stderr)
+            return EXIT_USAGE
+        return await notices(ns.ws_url, ns.token, json_lines=ns.json, count=ns.count)
     async with AsyncAuctionClient(ns.url, ns.token) as client:
         if ns.command == "items":
             return await _items(client, ns)
@@ -259,7 +273,7 @@ def _report(exc: AuctionError, as_json: bool) -> int:
         return EXIT_REFUSED
     if isinstance(exc, NotFound | LiveItemNotFound):
         return EXIT_NOT_FOUND
-    if isinstance(exc, Unauthorized | Forbidden):
+    if isinstance(exc, Unauthorized | Forbidden | NoticeAuthError):
         return EXIT_AUTH
     if isinstance(exc, TransportError | ServerError):
         return EXIT_UNAVAILABLE

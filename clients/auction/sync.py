@@ -16,6 +16,7 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from auction.models import Bid, BidResult, BidsPage, Item, ItemList, Status
+from auction.notices import DEFAULT_WS_URL, Notice, NoticeStream
 from auction.rest import DEFAULT_URL, AsyncAuctionClient
 from auction.retry import RetryPolicy
 
@@ -63,6 +64,7 @@ class AuctionClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._portal = _Portal()
+        self._token = token
         self._async = AsyncAuctionClient(base_url, token, timeout=timeout, retry=retry, transport=transport)
 
     def __enter__(self) -> Self:
@@ -115,3 +117,17 @@ class AuctionClient:
 
     def ready(self) -> bool:
         return self._portal.call(self._async.ready())
+
+    def watch_notices(
+        self, ws_url: str = DEFAULT_WS_URL, *, token: str | None = None, **options: Any
+    ) -> Iterator[Notice]:
+        """Blocking `auction.watch_notices`: the notices of `token` (default: this client's) as they come;
+        leaving the loop closes the connection."""
+        bearer = token or self._token
+        if not bearer:
+            raise ValueError("notices need a bidder token: give token= or create the client with one")
+        stream = NoticeStream(bearer, ws_url, **options)
+        try:
+            yield from self._portal.iterate(aiter(stream))
+        finally:
+            self._portal.call(stream.aclose())

@@ -12,6 +12,9 @@
 -- to min(max(end, t + extension), cap) and appends an `extended` event with the next seq, in this same step;
 -- later bids of the batch see the moved end. Rejected bids never extend.
 --
+-- Each accepted bid's outbox entry also carries field p, the leader before it ("" for none): the relay's
+-- "outbid" notice (relay/notices.py) reads it there, off the bid path.
+--
 -- Reply: one array per bid, in order (an idempotent replay returns the stored one):
 --   {"A", seq, placed_ms, bid_count, ends_ms, item_seq}   accepted (ends_ms: the end after the bid;
 --                                                 item_seq: the extended event's seq, or seq)
@@ -25,7 +28,7 @@ local item_id, ttl_ms, maxlen, channel, publish = ARGV[1], ARGV[2], ARGV[3], ARG
 local bids = (#ARGV - 5) / 3
 local replies = {}
 
-local f = redis.call('HMGET', item_key, 'sp', 'inc', 'st', 'et', 'price', 'bc', 'seq', 'cur', 'scw', 'scx', 'scm')
+local f = redis.call('HMGET', item_key, 'sp', 'inc', 'st', 'et', 'price', 'bc', 'seq', 'cur', 'scw', 'scx', 'scm', 'hb')
 if not f[1] then
   for i = 1, bids do
     replies[i] = {'N'}
@@ -47,6 +50,8 @@ local extended = false
 local price = f[5] and tonumber(f[5]) or nil
 local bid_count, seq = tonumber(f[6]), tonumber(f[7])
 local last_bidder, last_amount = nil, nil
+-- Who leads before each accepted bid: the outbox entry names them (field p) for the relay's notices.
+local leader = f[12] or ''
 
 for i = 1, bids do
   local base = 5 + (i - 1) * 3
@@ -80,7 +85,8 @@ for i = 1, bids do
           .. placed_at .. '","current_price":' .. amount_s .. ',"min_next_bid":'
           .. string.format('%d', amount + inc) .. '}'
         redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, seq_s .. '-0', 'e', event)
-        redis.call('XADD', outbox_key, '*', 'e', event)
+        redis.call('XADD', outbox_key, '*', 'e', event, 'p', leader)
+        leader = bidder
         redis.call(publish, channel, event)
         local item_seq_s = seq_s
         if window and ends - window <= now_ms then
