@@ -8,10 +8,11 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock deploy/install-servers.sh
+$(STAMP): pyproject.toml requirements.lock deploy/install-servers.sh deploy/install-browser.sh
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	bash deploy/install-servers.sh
+	bash deploy/install-browser.sh
 	@touch $(STAMP)
 
 up: setup

@@ -4,10 +4,10 @@ Request path, outermost first: `EdgeApp.__call__`, which hands `POST /items/{id}
 route (`bid_route`) before everything below; Starlette's server-error guard (never reached: see
 `metrics.py`), `HttpSemanticsMiddleware` (HEAD as GET, the security headers of every answer),
 `MetricsMiddleware`, `BodyLimitMiddleware`, Starlette's exception middleware (problem handlers), the
-router. The request head is bounded before any of this, by the HTTP server's protocol
-(`http_protocol`). FastAPI's native OpenTelemetry instrumentation is switched off: with no provider
-configured it only costs provider lookups per request, and the gateway exports Prometheus metrics
-instead.
+router (the REST API, the operational endpoints and the web page under `/app/`, `web_app`). The
+request head is bounded before any of this, by the HTTP server's protocol (`http_protocol`).
+FastAPI's native OpenTelemetry instrumentation is switched off: with no provider configured it only
+costs provider lookups per request, and the gateway exports Prometheus metrics instead.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from auction_common.grpc_channels import upstream_channel
-from edge_gateway import routes_items, routes_ops
+from edge_gateway import routes_items, routes_ops, web_app
 from edge_gateway.auth import verifier_from_settings
 from edge_gateway.bid_route import RawBidRoute, bid_item_id
 from edge_gateway.body_limit import BodyLimitMiddleware
@@ -133,6 +133,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(routes_items.router)
     app.include_router(routes_ops.router)
+    app.include_router(web_app.web_router(settings))
     # Added last = outermost: metrics see the body limit's 413s too, and every answer gets the headers.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -94,6 +94,10 @@ class EdgeSettings(BaseSettings, ServiceAuth):
     # Tokens living longer (exp - iat; without iat: exp - now) are refused: a leaked one expires soon.
     max_token_lifetime_seconds: int = Field(default=14_400, ge=60)
     environment: Literal["local", "production"] = "local"
+    # The fan-out as browsers reach it (scheme, host, port; no path): the web page under `/app/` opens its
+    # WebSockets there, and the page's Content-Security-Policy allows no other origin. The characters a
+    # policy uses as separators (`;`, `,`, quotes, spaces) cannot appear, so the value cannot widen it.
+    fanout_public_url: str = Field(default="ws://127.0.0.1:8081", pattern=r"^wss?://[A-Za-z0-9.:\[\]-]+$")
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     # Uvicorn worker processes; each has its own rate limiter, token cache and metrics.
     workers: int = Field(default=1, ge=1, le=64)

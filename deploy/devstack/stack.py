@@ -143,14 +143,24 @@ def _archiver(ctx: StackContext) -> ServiceProcess:
 def _edge(ctx: StackContext) -> ServiceProcess:
     port = ctx.options.edge_port
     ctx.endpoints["edge"] = f"http://{LOCALHOST}:{port}"
+    ctx.endpoints["web"] = f"http://{LOCALHOST}:{port}/app/"
     return edge_process(
         ctx.endpoints["bidder"], port, ctx.jwt_secret, sink=ctx.sink, log_path=ctx.log_path("edge"),
         extra_env={
             "EDGE_HISTORY_TARGET": ctx.endpoints["archiver"],
             "EDGE_WORKERS": str(ctx.options.edge_workers),
+            # The web page (`/app/`) opens its WebSockets here (the fan-out starts right after the edge).
+            "EDGE_FANOUT_PUBLIC_URL": f"ws://{LOCALHOST}:{ctx.options.fanout_port}",
             **_service_token(ctx),
         },
     )  # fmt: skip
+
+
+def _page_origins(ctx: StackContext) -> str:
+    """The Origins of the edge's web page, whichever name of this host the browser used: the fan-out
+    refuses browsers from any other (`FANOUT_ALLOWED_ORIGINS`)."""
+    port = ctx.options.edge_port
+    return f"http://{LOCALHOST}:{port},http://localhost:{port}"
 
 
 def _fanout(index: int) -> Callable[[StackContext], ServiceProcess]:
@@ -161,7 +171,12 @@ def _fanout(index: int) -> Callable[[StackContext], ServiceProcess]:
         cpu = cpu_for(index, ctx.options.fanout_processes)
         return fanout_process(
             ctx.redis.url, ctx.endpoints["bidder"], port, partitions=ctx.options.partitions,
-            sink=ctx.sink, log_path=ctx.log_path(name), name=name, cpu=cpu, extra_env=_service_token(ctx),
+            sink=ctx.sink, log_path=ctx.log_path(name), name=name, cpu=cpu,
+            # The secret verifies bidders' tokens on /ws/me (per-bidder notices).
+            extra_env={
+                **_service_token(ctx), SECRET_ENV: ctx.jwt_secret,
+                "FANOUT_ALLOWED_ORIGINS": _page_origins(ctx),
+            },
         )  # fmt: skip
 
     return build

@@ -34,6 +34,7 @@ def render(options: UpOptions, endpoints: Mapping[str, str], *, secret_from_env:
     lines = [f"{READY_MARKER} (Ctrl-C stops everything)", ""]
     rows = [
         ("edge (REST)", endpoints.get("edge", ""), "docs: /docs"),
+        ("web page", endpoints.get("web", ""), "open it in a browser"),
         ("fanout (WS)", endpoints.get("fanout", ""), "/ws/items/{id}, 2 processes"),
         ("bidder (gRPC)", endpoints.get("bidder", ""), "health + reflection"),
         ("archiver (gRPC)", endpoints.get("archiver", ""), "bid history; relay moves the outbox to NATS"),
