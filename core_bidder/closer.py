@@ -47,21 +47,32 @@ class Closer:
         self._publish = settings.publish_command
         self._script = register(redis, "close_item")
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._run(), name="closer")
 
     async def stop(self) -> None:
+        """Cancel the loop and wait for it. The loop also checks `_stopping`: redis-py can turn a
+        cancellation that lands inside a command into a ConnectionError, which the loop would otherwise
+        log and go on from, so `stop` waited forever (seen once in about twenty runs of the health test)."""
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def _stopped(self) -> bool:
+        return self._stopping
+
     async def _run(self) -> None:
-        while True:
+        while not self._stopped():
             try:
                 closed = await self.tick()
             except (RedisError, OSError) as exc:
+                if self._stopped():
+                    return
                 log.warning("closer_unavailable", error=repr(exc))
                 closed = 0
             except Exception:  # a bug must not stop every future close: log it and go on
