@@ -44,6 +44,11 @@ _PROBLEMS: dict[int, tuple[str, list[tuple[str, str, dict[str, Any]]]]] = {
         "The body is larger than the limit.",
         [("payload-too-large", "the request body exceeds 16384 bytes", {})],
     ),
+    414: (
+        "The request target is longer than the server's head limit (answered before any route; the "
+        "connection is closed).",
+        [("uri-too-long", "the request target exceeds 16384 bytes", {})],
+    ),
     415: (
         "The body is not application/json.",
         [("unsupported-media-type", "send the body as application/json (UTF-8)", {})],
@@ -66,6 +71,11 @@ _PROBLEMS: dict[int, tuple[str, list[tuple[str, str, dict[str, Any]]]]] = {
             ),
             ("idempotency-key-reused", "this Idempotency-Key was already used with a different request", {}),
         ],
+    ),
+    431: (
+        "The request head (target and header fields) is larger than the server's limit (answered "
+        "before any route; the connection is closed).",
+        [("header-fields-too-large", "the request head exceeds 16384 bytes", {})],
     ),
     429: (
         "Too many requests: per bidder on writes, per client address on reads and on failed "
@@ -151,19 +161,24 @@ def _is_fastapi_422(response: dict[str, Any] | None) -> bool:
 def install_openapi(app: FastAPI) -> None:
     """Generate the document once, then finish it.
 
-    Adds the schemas only referenced through `openapi_extra`, and replaces the 422 that FastAPI
+    Adds the schemas only referenced through `openapi_extra`, replaces the 422 that FastAPI
     documents for every route with parameters (its own `HTTPValidationError` shape, which this app
-    never sends) by the `validation-error` problem.
+    never sends) by the `validation-error` problem, and documents on every operation the 414 and 431
+    that the server's protocol answers for an oversized request head.
     """
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = FastAPI.openapi(app)
+            head_limits = problem_responses(414, 431)
             for path_item in document.get("paths", {}).values():
                 for operation in path_item.values():
                     responses = operation.get("responses", {})
                     if _is_fastapi_422(responses.get("422")):
                         responses["422"] = _VALIDATION_RESPONSE
+                    # The HTTP server's protocol answers an oversized head before any route.
+                    for status, entry in head_limits.items():
+                        responses.setdefault(str(status), entry)
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
             schemas.pop("HTTPValidationError", None)
             schemas.pop("ValidationError", None)
