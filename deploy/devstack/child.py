@@ -269,6 +269,19 @@ class ChildProcess:
         """SIGKILL the process group at once; reaping happens in `wait()`/`terminate()`."""
         self.send_signal(signal.SIGKILL)
 
+    def kill_leftovers(self) -> None:
+        """Once the process has been reaped, SIGKILL whatever is left of its process group.
+
+        A process killed alone (`kill -9 <pid>`) leaves its children running, e.g. uvicorn's edge workers,
+        which keep the port bound so that a restart could not listen on it. The group's id stays taken
+        while any member lives, so the signal reaches those leftovers; with none left the id could only name
+        another group after the pids wrapped around, not within a restart's few seconds.
+        """
+        if self._proc is None or self.running:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, signal.SIGKILL)
+
     async def terminate(self, sig: int = signal.SIGTERM, grace: float = 10.0) -> int | None:
         """Send `sig`, wait up to `grace` seconds, then SIGKILL; return the exit status (None: never spawned).
 
