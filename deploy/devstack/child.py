@@ -41,6 +41,8 @@ def discard(_name: str, _line: str) -> None:
 _PR_SET_DEATHSIG = 1
 _ADDRESS_IN_USE_MARKERS = ("address already in use",)
 _LINE_LIMIT = 1 << 20
+_EXIT_POLL_SECONDS = 0.25
+_DRAIN_SECONDS = 1.0
 
 try:
     _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
@@ -222,10 +224,22 @@ class ChildProcess:
         return await asyncio.shield(self._exit)
 
     async def _reap(self, proc: asyncio.subprocess.Process) -> int:
-        returncode = await proc.wait()
+        """The exit status, once the process has exited and its output is drained (or stays open).
+
+        `proc.wait()` (Python 3.11) returns only once the output pipe is closed too, and a process killed
+        alone never closes it while its own children hold it (uvicorn's edge workers): that wait would
+        last as long as they do. So the exit itself is polled as well, and the pump gets a moment to
+        drain; what leftovers print after that still reaches the log until they are gone.
+        """
+        closed = asyncio.ensure_future(proc.wait())
+        try:
+            while proc.returncode is None:
+                await asyncio.wait({closed}, timeout=_EXIT_POLL_SECONDS)
+        finally:
+            closed.cancel()
         if self._pump is not None:
-            await self._pump
-        return returncode
+            await asyncio.wait({self._pump}, timeout=_DRAIN_SECONDS)
+        return proc.returncode
 
     async def wait_ready(self, seconds: float) -> None:
         """Wait for the ready line; raise `StartError` (or `AddressInUseError`) if the process exits first.

@@ -136,8 +136,8 @@ class Supervisor:
             status.pid = process.pid
             status.next_restart_in = None
             status.state = "running"
-            self._write_status()
             self.say(f"{process.name} restarted (pid {process.pid}, restart {status.restarts}), ready again")
+            self._write_status()
 
     async def _wait_recovering(self, process: Restartable, status: ProcessStatus, up_since: float) -> int:
         """Wait for `process` to exit; once it has stayed up `stable_after` seconds, clear a crash loop."""
