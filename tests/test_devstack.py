@@ -584,9 +584,34 @@ async def test_up_servers_only_starts_then_stops_cleanly_on_sigint(tmp_path: Pat
     assert not (state / "endpoints.json").exists()
 
 
+async def _kill_postgres_and_nats_alone(up: _Up, state: Path) -> None:
+    """SIGKILL the postmaster alone, while a connection's backend (holding its output pipe) lives on, and
+    NATS: both come back under `up` on their ports, PostgreSQL with its committed rows."""
+    endpoints = json.loads((state / "endpoints.json").read_text())
+    conn = await asyncpg.connect(endpoints["postgres"], timeout=scaled(10))
+    try:
+        await conn.execute("CREATE TABLE survivor (v bigint)")
+        await conn.execute("INSERT INTO survivor VALUES (42)")
+        postmaster = next(pid for pid in _descendants(up.proc.pid) if "bin/postgres -D" in _cmdline(pid))
+        os.kill(postmaster, signal.SIGKILL)
+        await up.wait_for("postgres restarted", scaled(60))
+    finally:
+        conn.terminate()
+    again = await asyncpg.connect(endpoints["postgres"], timeout=scaled(10))
+    try:
+        assert await again.fetchval("SELECT v FROM survivor") == 42
+    finally:
+        await again.close()
+    nats_pid = next(pid for pid in _descendants(up.proc.pid) if "nats-server" in _cmdline(pid))
+    os.kill(nats_pid, signal.SIGKILL)
+    await up.wait_for("nats restarted", scaled(60))
+    nc = await nats.connect(endpoints["nats"], connect_timeout=scaled(5))
+    await nc.close()
+
+
 async def test_up_restarts_a_server_that_dies_on_its_port_and_data(tmp_path: Path) -> None:
-    """A SIGKILLed Redis is restarted by `up` on the same port with its AOF, saying so; SIGINT still exits 0
-    and leaves no process behind."""
+    """A SIGKILLed Redis is restarted by `up` on the same port with its AOF, saying so, and so are PostgreSQL
+    and NATS; SIGINT still exits 0 and leaves no process behind."""
     state = tmp_path / "state"
     async with _devstack_up(state, "--servers-only") as up:
         await up.wait_for(READY_MARKER, scaled(60))
@@ -604,6 +629,7 @@ async def test_up_restarts_a_server_that_dies_on_its_port_and_data(tmp_path: Pat
         ), "\n".join(up.lines[-40:])
         async with _redis(url) as client:
             assert await client.get("survivor") == b"yes"
+        await _kill_postgres_and_nats_alone(up, state)
         children = _descendants(up.proc.pid)
         up.proc.send_signal(signal.SIGINT)
         assert await up.finish(scaled(60)) == 0, "\n".join(up.lines[-40:])
