@@ -25,6 +25,7 @@ import redis.asyncio as redis_asyncio
 from nats.js.api import StorageType
 
 from devstack import redis_server as redis_server_module
+from devstack import status
 from devstack.errors import StartError
 from devstack.ports import free_port, port_is_free
 from devstack.processes import ServiceProcess, grpc_serving, http_ok
@@ -442,6 +443,27 @@ def test_summary_says_how_to_get_tokens_and_try_the_api() -> None:
     assert "http://127.0.0.1:8080/items/$ITEM_ID/bid" in text
 
 
+def test_status_shows_each_process_and_fails_on_a_restart_or_a_crash_loop(tmp_path: Path) -> None:
+    """`devstack status` prints one row per process; it exits 0 only when all run and none crash-loops, and
+    2 when no stack is up there."""
+    running = {"state": "running", "crash_loop": False, "pid": 11, "restarts": 0, "last_exit": None}
+    looping = {
+        "state": "restarting", "crash_loop": True, "pid": None, "restarts": 7,
+        "last_exit": "exited unexpectedly (exit status 1)", "last_exit_at": "2026-12-03T15:00:00.000Z",
+    }  # fmt: skip
+    table, healthy = status.render({"redis": running, "relay": looping})
+    assert healthy is False
+    rows = table.splitlines()
+    assert rows[0].split() == ["process", "state", "pid", "restarts", "last", "exit"]
+    assert rows[1].split() == ["redis", "running", "11", "0"]
+    assert rows[2].split()[:6] == ["relay", "restarting", "CRASH", "LOOP", "-", "7"]
+    assert rows[2].endswith("exited unexpectedly (exit status 1) at 2026-12-03T15:00:00.000Z")
+    assert status.render({"redis": running})[1] is True
+    (tmp_path / "status.json").write_text(json.dumps({"processes": {"redis": running}}))
+    assert status.show(tmp_path)[1] == 0
+    assert status.show(tmp_path / "nothing")[1] == 2
+
+
 # -- tokens -------------------------------------------------------------------------------------------------
 
 
@@ -562,16 +584,55 @@ async def test_up_servers_only_starts_then_stops_cleanly_on_sigint(tmp_path: Pat
     assert not (state / "endpoints.json").exists()
 
 
-async def test_up_exits_nonzero_when_a_server_dies(tmp_path: Path) -> None:
-    """If a child dies unexpectedly, `up` says so, stops the rest and exits non-zero."""
-    async with _devstack_up(tmp_path / "state", "--servers-only") as up:
+async def _kill_postgres_and_nats_alone(up: _Up, state: Path) -> None:
+    """SIGKILL the postmaster alone, while a connection's backend (holding its output pipe) lives on, and
+    NATS: both come back under `up` on their ports, PostgreSQL with its committed rows."""
+    endpoints = json.loads((state / "endpoints.json").read_text())
+    conn = await asyncpg.connect(endpoints["postgres"], timeout=scaled(10))
+    try:
+        await conn.execute("CREATE TABLE survivor (v bigint)")
+        await conn.execute("INSERT INTO survivor VALUES (42)")
+        postmaster = next(pid for pid in _descendants(up.proc.pid) if "bin/postgres -D" in _cmdline(pid))
+        os.kill(postmaster, signal.SIGKILL)
+        await up.wait_for("postgres restarted", scaled(60))
+    finally:
+        conn.terminate()
+    again = await asyncpg.connect(endpoints["postgres"], timeout=scaled(10))
+    try:
+        assert await again.fetchval("SELECT v FROM survivor") == 42
+    finally:
+        await again.close()
+    nats_pid = next(pid for pid in _descendants(up.proc.pid) if "nats-server" in _cmdline(pid))
+    os.kill(nats_pid, signal.SIGKILL)
+    await up.wait_for("nats restarted", scaled(60))
+    nc = await nats.connect(endpoints["nats"], connect_timeout=scaled(5))
+    await nc.close()
+
+
+async def test_up_restarts_a_server_that_dies_on_its_port_and_data(tmp_path: Path) -> None:
+    """A SIGKILLed Redis is restarted by `up` on the same port with its AOF, saying so, and so are PostgreSQL
+    and NATS; SIGINT still exits 0 and leaves no process behind."""
+    state = tmp_path / "state"
+    async with _devstack_up(state, "--servers-only") as up:
         await up.wait_for(READY_MARKER, scaled(60))
-        children = _descendants(up.proc.pid)
-        redis_pids = [pid for pid in children if "redis-server" in _cmdline(pid)]
+        url = json.loads((state / "endpoints.json").read_text())["redis"]
+        async with _redis(url) as client:
+            await client.set("survivor", "yes")  # in the kernel's hands before the reply: a kill keeps it
+        redis_pids = [pid for pid in _descendants(up.proc.pid) if "redis-server" in _cmdline(pid)]
         assert len(redis_pids) == 1
         os.kill(redis_pids[0], signal.SIGKILL)
-        assert await up.finish(scaled(60)) == 1
-    assert any("redis exited unexpectedly" in line for line in up.lines)
+        await up.wait_for("redis restarted", scaled(60))
+        assert any(
+            "redis exited unexpectedly (killed by SIGKILL, exit status -9)" in line
+            and "restarting in 0.5 s" in line
+            for line in up.lines
+        ), "\n".join(up.lines[-40:])
+        async with _redis(url) as client:
+            assert await client.get("survivor") == b"yes"
+        await _kill_postgres_and_nats_alone(up, state)
+        children = _descendants(up.proc.pid)
+        up.proc.send_signal(signal.SIGINT)
+        assert await up.finish(scaled(60)) == 0, "\n".join(up.lines[-40:])
     assert not [pid for pid in children if _alive(pid)]
 
 

@@ -1,12 +1,15 @@
-"""`python -m devstack up`: run the platform locally in the foreground (see `devstack.stack`)."""
+"""`python -m devstack up`: run the platform locally in the foreground (see `devstack.stack`); `status`:
+what its supervisor says about each process (see `devstack.status`)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from devstack import status
 from devstack.stack import UpOptions, up
 
 if TYPE_CHECKING:
@@ -31,12 +34,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--edge-workers", type=int, default=None, help="edge processes (default: one per core, at most 4)"
     )
+    state = commands.add_parser("status", help="each process's state and restarts, from a running `up`")
+    state.add_argument("--state-dir", type=Path, default=Path(".state"), help="as given to `up`")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run it; returns the process exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "status":
+        text, code = status.show(args.state_dir)
+        (sys.stdout if code != 2 else sys.stderr).write(text)
+        return code
     options = UpOptions(
         state_dir=args.state_dir,
         edge_port=args.edge_port,

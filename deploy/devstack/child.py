@@ -41,6 +41,8 @@ def discard(_name: str, _line: str) -> None:
 _PR_SET_DEATHSIG = 1
 _ADDRESS_IN_USE_MARKERS = ("address already in use",)
 _LINE_LIMIT = 1 << 20
+_EXIT_POLL_SECONDS = 0.25
+_DRAIN_SECONDS = 1.0
 
 try:
     _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
@@ -222,10 +224,22 @@ class ChildProcess:
         return await asyncio.shield(self._exit)
 
     async def _reap(self, proc: asyncio.subprocess.Process) -> int:
-        returncode = await proc.wait()
+        """The exit status, once the process has exited and its output is drained (or stays open).
+
+        `proc.wait()` (Python 3.11) returns only once the output pipe is closed too, and a process killed
+        alone never closes it while its own children hold it (uvicorn's edge workers): that wait would
+        last as long as they do. So the exit itself is polled as well, and the pump gets a moment to
+        drain; what leftovers print after that still reaches the log until they are gone.
+        """
+        closed = asyncio.ensure_future(proc.wait())
+        try:
+            while proc.returncode is None:
+                await asyncio.wait({closed}, timeout=_EXIT_POLL_SECONDS)
+        finally:
+            closed.cancel()
         if self._pump is not None:
-            await self._pump
-        return returncode
+            await asyncio.wait({self._pump}, timeout=_DRAIN_SECONDS)
+        return proc.returncode
 
     async def wait_ready(self, seconds: float) -> None:
         """Wait for the ready line; raise `StartError` (or `AddressInUseError`) if the process exits first.
@@ -268,6 +282,19 @@ class ChildProcess:
     def kill(self) -> None:
         """SIGKILL the process group at once; reaping happens in `wait()`/`terminate()`."""
         self.send_signal(signal.SIGKILL)
+
+    def kill_leftovers(self) -> None:
+        """Once the process has been reaped, SIGKILL whatever is left of its process group.
+
+        A process killed alone (`kill -9 <pid>`) leaves its children running, e.g. uvicorn's edge workers,
+        which keep the port bound so that a restart could not listen on it. The group's id stays taken
+        while any member lives, so the signal reaches those leftovers; with none left the id could only name
+        another group after the pids wrapped around, not within a restart's few seconds.
+        """
+        if self._proc is None or self.running:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, signal.SIGKILL)
 
     async def terminate(self, sig: int = signal.SIGTERM, grace: float = 10.0) -> int | None:
         """Send `sig`, wait up to `grace` seconds, then SIGKILL; return the exit status (None: never spawned).

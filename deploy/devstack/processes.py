@@ -174,6 +174,16 @@ class ServiceProcess(Started):
             return None
         return await self._child.terminate(signal.SIGTERM, self.stop_grace)
 
+    async def restart(self) -> None:
+        """Stop (if running) and start again with the same environment, hence on the same port.
+
+        What the old process left in its group (worker processes) is killed first: it would hold the port.
+        """
+        if self._child is not None:
+            await self._child.terminate(signal.SIGTERM, self.stop_grace)
+            self._child.kill_leftovers()
+        await self.start()
+
     def kill(self) -> None:
         """SIGKILL at once (resilience tests); `stop()` or `wait()` reaps it."""
         if self._child is not None:

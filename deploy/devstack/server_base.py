@@ -157,6 +157,8 @@ class ServerProcess(Started):
     async def restart(self) -> None:
         """Stop (if running) and start again on the same ports with the same data."""
         await self.stop()
+        if self._child is not None:
+            self._child.kill_leftovers()
         await self._prepare()
         await self._launch()
 

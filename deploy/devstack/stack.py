@@ -5,6 +5,9 @@ our services in `SERVICES` order, each once the previous one is ready. Shutdown 
 A later service (fan-out on 8081, outbox relay, archiver) is one more `ServiceSpec` appended to `SERVICES`:
 its `build` picks a port, reads what it needs from the `StackContext` (server URLs, endpoints of services
 started before it) and registers its own endpoint there.
+
+Every process is supervised from the moment it is ready (`devstack.supervisor`): one that dies is restarted
+on its ports and data, with backoff, while the rest keeps running; only a signal stops the stack.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from devstack.servers import NatsServer, PostgresServer, RedisServer
 from devstack.services import bidder_process, edge_process
 from devstack.services_archive import archiver_process, relay_process
 from devstack.services_fanout import cpu_for, fanout_process
+from devstack.status import STATUS_FILE
+from devstack.supervisor import Supervisor
 from devstack.tokens import (
     SECRET_ENV,
     SERVICE_TOKEN_ENV,
@@ -101,7 +106,12 @@ class Component(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def pid(self) -> int | None: ...
+
     async def stop(self) -> object: ...
+
+    async def restart(self) -> None: ...
 
     async def wait(self) -> int: ...
 
@@ -218,7 +228,7 @@ def preflight(options: UpOptions) -> None:
 
 
 class Stack:
-    """Starts, watches and stops everything `up` runs."""
+    """Starts, supervises and stops everything `up` runs."""
 
     def __init__(self, options: UpOptions, sink: LineSink | None = None) -> None:
         self.options = options
@@ -234,6 +244,7 @@ class Stack:
         )
         self.started: list[Component] = []
         self._stopping = asyncio.Event()
+        self.supervisor = Supervisor(self.say, self._stopping, status_path=self.status_path)
 
     def say(self, line: str) -> None:
         """A line of our own, prefixed like the children's."""
@@ -254,6 +265,7 @@ class Stack:
         for server in (ctx.redis, ctx.nats, ctx.postgres):
             self.started.append(server)
             await server.start()
+            self.supervisor.watch(server)
         ctx.endpoints["redis"] = ctx.redis.url
         ctx.endpoints["nats"] = ctx.nats.url
         ctx.endpoints["nats_monitor"] = ctx.nats.monitor_url
@@ -264,9 +276,13 @@ class Stack:
             service = spec.build(ctx)
             self.started.append(service)
             await service.start()
+            self.supervisor.watch(service)
 
     async def run(self) -> int:
-        """Start everything, print the summary, run until a signal (exit 0) or a child's death (exit 1)."""
+        """Start everything, print the summary, run until a signal (exit 0); exit 1 if the start failed.
+
+        A process that dies after it was ready is the supervisor's to restart, not a reason to stop.
+        """
         startup = asyncio.create_task(self._start_all())
         stop = asyncio.create_task(self._stopping.wait())
         code = 0
@@ -283,29 +299,17 @@ class Stack:
                 code = 1
             else:
                 self._announce()
-                code = await self._watch(stop)
+                await stop
         finally:
             stop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await stop
+            # First stop restarting, then stop: a process that exits during the shutdown stays down.
+            await self.supervisor.close()
             await self._stop_all()
             with contextlib.suppress(FileNotFoundError):
                 self.endpoints_path.unlink()
         return code
-
-    async def _watch(self, stop: asyncio.Task[bool]) -> int:
-        deaths = {asyncio.create_task(component.wait()): component for component in self.started}
-        try:
-            done, _ = await asyncio.wait({stop, *deaths}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in deaths:
-                task.cancel()
-        for task in done:
-            if task in deaths and not task.cancelled():
-                name, status = deaths[task].name, task.result()
-                self.say(f"{name} exited unexpectedly (exit status {status}); stopping the rest")
-                return 1
-        return 0
 
     async def _stop_all(self) -> None:
         for component in reversed(self.started):
@@ -319,6 +323,11 @@ class Stack:
     def endpoints_path(self) -> Path:
         """`<state>/endpoints.json`, present while the stack is up."""
         return self.options.state_dir / "endpoints.json"
+
+    @property
+    def status_path(self) -> Path:
+        """`<state>/status.json`: each process's state and restarts, present while the stack is up."""
+        return self.options.state_dir / STATUS_FILE
 
     def _announce(self) -> None:
         endpoints = {**self.ctx.endpoints, "devstack_pid": str(os.getpid())}

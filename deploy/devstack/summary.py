@@ -45,7 +45,13 @@ def render(options: UpOptions, endpoints: Mapping[str, str], *, secret_from_env:
     for label, where, note in rows:
         if where:
             lines.append(f"  {label:<14} {where}" + (f"   ({note})" if note else ""))
-    lines.append(f"  {'state':<14} {_display_path(str(options.state_dir))}/ (endpoints.json, logs/)")
+    lines.append(
+        f"  {'state':<14} {_display_path(str(options.state_dir))}/ (endpoints.json, status.json, logs/)"
+    )
+    lines.append(
+        f"  {'supervision':<14} a process that dies is restarted on its ports and data, with backoff "
+        f"({python} -m devstack status{state_arg})"
+    )
     lines.append("")
     tokens = f"{python} -m devstack.tokens"
     lines.append("Tokens (HS256; prints one JWT, valid for 1 h):")
