@@ -82,6 +82,7 @@ def _bid(doc: dict[str, Any]) -> events_pb2.Event:
         currency=doc.get("currency", ""),
         current_price=doc["current_price"],
         min_next_bid=doc["min_next_bid"],
+        proxy=doc.get("proxy") is True,
     )
     return events_pb2.Event(
         event_id=event_id_of(item_id, seq),
