@@ -8,7 +8,8 @@ prices and increment ladders. Two tests share the budget (at least 2,000 sequenc
   maximums at once equals what the step-by-step model reached;
 - the real bid step on real Redis, 16 sequences per example and 40 examples (640 sequences), each on
   both strategies: every answer, the final item and every event are the model's. The sequences of one
-  example run side by side, so the group commit carries many items per Redis round trip.
+  example run side by side, so the group commit carries many items per Redis round trip; on Lua once
+  more with each run of consecutive bids sent as one call (one script call applies them in order).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from auction_contract.bid_rules import Book, buy_now, increment_at, place
 from core_bidder.errors import BidRejected
 from core_bidder.rules import AcceptedBid
 from core_bidder.settings import BidderSettings
-from core_bidder.store import ItemStore, now_ms
+from core_bidder.store import BidRequest, ItemStore, now_ms
 from core_bidder.watch_writer import WatchBidWriter
 from core_bidder.writers import LuaBidWriter
 from devstack.servers import RedisServer
@@ -265,7 +266,10 @@ async def stores(redis_server: RedisServer) -> AsyncIterator[Stores]:
         await redis.aclose()
 
 
-async def _answer(store: ItemStore, item_id: str, call: tuple[str, str, int | None, int | None]) -> Answer:
+Call = tuple[str, str, int | None, int | None]
+
+
+async def _answer(store: ItemStore, item_id: str, call: Call) -> Answer:
     kind, who, amount, top = call
     try:
         if kind == "buy":
@@ -273,13 +277,38 @@ async def _answer(store: ItemStore, item_id: str, call: tuple[str, str, int | No
         else:
             result = await store.place_bid(item_id, who, amount or 0, "", top)
     except BidRejected as exc:
-        return (exc.reason.value,) if exc.min_next_bid is None else (exc.reason.value, exc.min_next_bid)
+        return _refusal(exc)
+    return _accepted(result)
+
+
+async def _batch_answers(store: ItemStore, item_id: str, calls: list[Call]) -> list[Answer]:
+    """Consecutive bids as one PlaceBids-like call: one Lua call applies them in order."""
+    results = await store.place_bids(
+        [BidRequest(item_id, who, amount or 0, "", top) for _, who, amount, top in calls]
+    )
+    answers: list[Answer] = []
+    for result in results:
+        if isinstance(result, BidRejected):
+            answers.append(_refusal(result))
+        else:
+            assert isinstance(result, AcceptedBid), result
+            answers.append(_accepted(result))
+    return answers
+
+
+def _refusal(exc: BidRejected) -> Answer:
+    return (exc.reason.value,) if exc.min_next_bid is None else (exc.reason.value, exc.min_next_bid)
+
+
+def _accepted(result: AcceptedBid) -> Answer:
     live = result.item.live
     return ("A", result.seq, result.amount, live.current_price, live.highest_bidder, live.bid_count,
             result.leading)  # fmt: skip
 
 
-async def _run(redis: Redis, store: ItemStore, shape: Shape, operations: list[tuple[Any, ...]]) -> None:
+async def _run(
+    redis: Redis, store: ItemStore, shape: Shape, operations: list[tuple[Any, ...]], *, batched: bool
+) -> None:
     view = await store.create_item(
         "Lot", "", "USD", shape.starting_price, shape.ladder[0][1], None, now_ms() + 3_600_000,
         reserve_price=shape.reserve, increments=shape.ladder if len(shape.ladder) > 1 else None,
@@ -287,12 +316,18 @@ async def _run(redis: Redis, store: ItemStore, shape: Shape, operations: list[tu
     )  # fmt: skip
     item_id = view.static.id
     model = ModelAuction(item_id, shape)
+    pending: list[tuple[Call, Answer]] = []
     for op in operations:
         call = model.resolve(op)
         if call is None:
             continue
         expected = model.apply(call)
+        if batched and call[0] == "bid":
+            pending.append((call, expected))
+            continue
+        await _flush(store, item_id, pending)
         assert await _answer(store, item_id, call) == expected, (call, model.book)
+    await _flush(store, item_id, pending)
     final = await store.get_item(item_id)
     book = model.book
     assert (final.live.current_price, final.live.highest_bidder) == (book.price, book.leader)
@@ -306,12 +341,20 @@ async def _run(redis: Redis, store: ItemStore, shape: Shape, operations: list[tu
     assert got == model.events
 
 
-@pytest.mark.parametrize("strategy", ["lua", "watch"])
+async def _flush(store: ItemStore, item_id: str, pending: list[tuple[Call, Answer]]) -> None:
+    if pending:
+        calls = [call for call, _ in pending]
+        assert await _batch_answers(store, item_id, calls) == [answer for _, answer in pending], calls
+        pending.clear()
+
+
+@pytest.mark.parametrize("strategy", ["lua", "lua-batched", "watch"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=st.lists(sequences, min_size=16, max_size=16))
 async def test_lua_and_watch_answer_as_the_model(
     stores: Stores, strategy: str, batch: list[tuple[Shape, list[tuple[Any, ...]]]]
 ) -> None:
     """Answers, final item and event history of every sequence equal the model's, on both strategies."""
-    store = stores.by_strategy[strategy]
-    await asyncio.gather(*(_run(stores.redis, store, shape, ops) for shape, ops in batch))
+    store = stores.by_strategy[strategy.partition("-")[0]]
+    batched = strategy.endswith("batched")
+    await asyncio.gather(*(_run(stores.redis, store, shape, ops, batched=batched) for shape, ops in batch))
