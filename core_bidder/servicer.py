@@ -19,6 +19,7 @@ from core_bidder.validation import (
     bid_kinds,
     check_bid,
     check_bidder,
+    check_idempotency_key,
     check_item_id,
     check_new_item,
     check_reserve,
@@ -68,7 +69,8 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
             if not check_item_id(request.item_id):
                 raise ItemNotFound(request.item_id)
             check_bidder(request.bidder)
-            bought = await self._store.buy_now(request.item_id, request.bidder)
+            check_idempotency_key(request.idempotency_key)
+            bought = await self._store.buy_now(request.item_id, request.bidder, request.idempotency_key)
         except BidRejected as exc:
             _REJECTED.inc()
             await abort(context, exc)

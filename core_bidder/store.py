@@ -169,10 +169,10 @@ class ItemStore:
         )
         return await self._accepted(item_id, bidder, amount, replies[0])
 
-    async def buy_now(self, item_id: str, buyer: str) -> AcceptedBid:
+    async def buy_now(self, item_id: str, buyer: str, idempotency_key: str = "") -> AcceptedBid:
         """Sold to `buyer` at the buy-now price and closed, in one atomic step; or the rejection."""
         keys = self.keys_for(item_id)
-        reply = await self._committer.writer.buy_now(keys, buyer)
+        reply = await self._committer.writer.buy_now(keys, buyer, idempotency_key)
         code = code_of(reply)
         if code is not ReplyCode.ACCEPTED:
             raise _rejection(item_id, reply)

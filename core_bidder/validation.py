@@ -33,6 +33,10 @@ def check_bid(bidder: str, amount: int, idempotency_key: str, max_amount: int | 
             raise InvalidArgument(f"max_amount must be between 1 and {MAX_AMOUNT} minor units")
         if max_amount < amount:
             raise InvalidArgument("max_amount must be at least amount")
+    check_idempotency_key(idempotency_key)
+
+
+def check_idempotency_key(idempotency_key: str) -> None:
     if idempotency_key and not IDEMPOTENCY_KEY_PATTERN.fullmatch(idempotency_key):
         raise InvalidArgument("idempotency key must be 1..128 printable ASCII characters")
 

@@ -25,7 +25,7 @@ from auction_contract.redis_layout import EVENT_FIELD, PREVIOUS_LEADER_FIELD, It
 from auction_contract.replies import Reply, ReplyCode, accepted_reply, too_low_reply
 from auction_contract.rules import ItemStatus, extended_end, soft_close_of, status_at
 from core_bidder.errors import StoreUnavailable
-from core_bidder.writers import BidInput, WriterBase, bid_signature, replay_of, text_of
+from core_bidder.writers import BUY_SIGNATURE, BidInput, WriterBase, bid_signature, replay_of, text_of
 
 if TYPE_CHECKING:
     from redis.asyncio.client import Pipeline
@@ -121,11 +121,18 @@ class WatchBidWriter(WriterBase):
         log.warning("watch_gave_up", item_id=keys.item_id, attempts=self._max_attempts)
         raise StoreUnavailable(f"too much contention on item {keys.item_id}; try again")
 
-    async def buy_now(self, keys: ItemKeys, buyer: str) -> Reply:
+    async def buy_now(self, keys: ItemKeys, buyer: str, idempotency_key: str = "") -> Reply:
+        idem_key = keys.idempotency(buyer, idempotency_key) if idempotency_key else None
+        watched = [keys.item] if idem_key is None else [keys.item, idem_key]
         async with self._server.pipeline(transaction=True) as pipe:
             for attempt in range(self._max_attempts):
                 try:
-                    await pipe.watch(keys.item)
+                    await pipe.watch(*watched)
+                    if idem_key is not None:
+                        prior = await pipe.get(idem_key)
+                        if prior is not None:
+                            await pipe.unwatch()  # type: ignore[no-untyped-call]
+                            return replay_of(text_of(prior), BUY_SIGNATURE)
                     fields = await pipe.hmget(keys.item, _DECISION_FIELDS)
                     if fields[0] is None:
                         await pipe.unwatch()  # type: ignore[no-untyped-call]
@@ -134,6 +141,9 @@ class WatchBidWriter(WriterBase):
                     now_ms = await _time_ms(pipe)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     reply = self._queue_buy(pipe, keys, item, buyer, now_ms)
+                    if idem_key is not None:
+                        record = BUY_SIGNATURE + "\n" + orjson.dumps(reply).decode()
+                        pipe.set(idem_key, record, px=self._ttl_ms)
                     await pipe.execute()
                     return reply
                 except WatchError:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from core_bidder.settings import BidderSettings
 
 __all__ = [
+    "BUY_SIGNATURE",
     "BidInput",
     "BidWriter",
     "Group",
@@ -44,6 +45,10 @@ class BidInput(NamedTuple):
     max_amount: int | None = None
 
 
+# What a buy-now's idempotency record compares (bids' signatures are digits and "/" only).
+BUY_SIGNATURE = "buy"
+
+
 def bid_signature(amount: int, max_amount: int | None) -> str:
     """The bid as `place_bid.lua` takes it and its idempotency record compares it: the amount for a
     plain bid, `<amount>/<max>` (`/<max>` without an amount) for one with a maximum."""
@@ -61,8 +66,9 @@ class BidWriter(Protocol):
         in place of an item whose call failed (the others' outcomes stand)."""
         ...
 
-    async def buy_now(self, keys: ItemKeys, buyer: str) -> Reply:
-        """`buy_now.lua`'s reply: sold to `buyer` and closed at once, or why not."""
+    async def buy_now(self, keys: ItemKeys, buyer: str, idempotency_key: str = "") -> Reply:
+        """`buy_now.lua`'s reply: sold to `buyer` and closed at once, or why not (a repeated key: the
+        first answer again)."""
         ...
 
 
@@ -97,10 +103,13 @@ class LuaBidWriter(WriterBase):
                 args += (bidder, amount_s, "0")
         return key_list, args
 
-    async def buy_now(self, keys: ItemKeys, buyer: str) -> Reply:
+    async def buy_now(self, keys: ItemKeys, buyer: str, idempotency_key: str = "") -> Reply:
+        key_list = [keys.item, keys.events, keys.outbox, keys.ends]
+        if idempotency_key:
+            key_list.append(keys.idempotency(buyer, idempotency_key))
         reply = await self._buy(
-            keys=[keys.item, keys.events, keys.outbox, keys.ends],
-            args=[keys.item_id, self._maxlen_s, keys.channel, self._publish, buyer],
+            keys=key_list,
+            args=[keys.item_id, self._maxlen_s, keys.channel, self._publish, buyer, self._ttl_s],
         )
         return [text_of(x) for x in reply]
 

@@ -233,6 +233,25 @@ async def test_buy_now_sells_at_once_to_exactly_one_of_many_buyers(bidder: Bidde
     assert len(await events(bidder, item.id)) == 3
 
 
+async def test_a_retried_buy_with_its_key_hears_the_first_answer(bidder: BidderHandle) -> None:
+    """The same buyer and key: the winning answer again (not "closed"); the key used for a bid: reused."""
+    item = await lot(bidder, buy_now=700)
+    request = bidder_pb2.BuyNowRequest(item_id=item.id, bidder="ann", idempotency_key="buy-1")
+    answers = await asyncio.gather(*(bidder.stub.BuyNow(request) for _ in range(5)))
+    assert len({a.SerializeToString(deterministic=True) for a in answers}) == 1
+    assert (answers[0].seq, answers[0].amount) == (2, 700)
+    await accepted(bidder, (other := await lot(bidder, buy_now=700)).id, "ann", 100)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await bidder.stub.BuyNow(
+            bidder_pb2.BuyNowRequest(item_id=other.id, bidder="ann", idempotency_key="k")
+        )
+    assert reason_of(caught.value)[1] == "BUY_NOW_UNAVAILABLE"
+    reused = await offer(bidder, other.id, "ann", 500, key="k")
+    assert isinstance(reused, grpc.aio.AioRpcError)
+    assert reason_of(reused)[:2] == (grpc.StatusCode.INVALID_ARGUMENT, "IDEMPOTENCY_KEY_REUSED")
+    assert len(await events(bidder, item.id)) == 3
+
+
 async def test_buy_now_after_the_first_bid_is_unavailable(bidder: BidderHandle) -> None:
     item = await lot(bidder, buy_now=5000)
     plain = await lot(bidder)

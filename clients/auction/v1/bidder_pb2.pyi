@@ -319,18 +319,24 @@ class BuyNowRequest(_message.Message):
 
     ITEM_ID_FIELD_NUMBER: _builtins.int
     BIDDER_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     item_id: _builtins.str
     bidder: _builtins.str
     """The caller's authenticated identity (the token's `sub`)."""
+    idempotency_key: _builtins.str
+    """Optional, as for bids (and in the same namespace): a repeat within 24 h gets the first answer
+    again, so a retried buy that won hears that it won.
+    """
     def __init__(
         self,
         *,
         item_id: _builtins.str = ...,
         bidder: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder", b"bidder", "item_id", b"item_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder", b"bidder", "idempotency_key", b"idempotency_key", "item_id", b"item_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
