@@ -3,6 +3,7 @@
 - `redis_layout`: where an item lives in Redis (keys, hash fields, stream field), held to the Lua scripts.
 - `replies`: the Lua bid step's reply codes.
 - `rules`: item rules every service reads (status from the window, id patterns, money bounds, bid ids).
+- `bid_rules`: the bid kinds' rules (proxy bids, the increment ladder, buy-now), the reference model.
 - `wire_time`: time on the wire (Unix ms, protobuf Timestamp, RFC 3339).
 - `proto_status`: item status between the domain, protobuf and JSON.
 - `events`: the live event JSON (history, outbox, Pub/Sub): encoders, the decoder, `seq_of`.

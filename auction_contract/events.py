@@ -7,6 +7,7 @@ to the same bytes. `decode_event` is the one reader (the relay), `seq_of` the fa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -38,15 +39,26 @@ class BadEvent(ValueError):
 
 
 def bid_event(
-    item_id: str, seq: int, bidder: str, amount: int, placed_ms: int, min_next_bid: int, *, currency: str
+    item_id: str,
+    seq: int,
+    bidder: str,
+    amount: int,
+    placed_ms: int,
+    min_next_bid: int,
+    *,
+    currency: str,
+    proxy: bool = False,
 ) -> str:
-    """The bid event, currency included, so every reader (relay, archive) has it without a lookup."""
+    """The bid event, currency included, so every reader (relay, archive) has it without a lookup.
+
+    `proxy`: the platform chose the amount for the bidder's maximum (`"proxy":true`, last; plain bids'
+    bytes are as they always were). The maximum itself is never in an event."""
     # Ids, bidder names and currencies are restricted to JSON-safe characters: plain formatting is exact.
     return (
         f'{{"type":"bid","item_id":"{item_id}","seq":{seq},"bid_id":"{bid_id_for(item_id, seq)}",'
         f'"bidder":"{bidder}","amount":{amount},"currency":"{currency}",'
         f'"placed_at":"{rfc3339_ms(placed_ms)}",'
-        f'"current_price":{amount},"min_next_bid":{min_next_bid}}}'
+        f'"current_price":{amount},"min_next_bid":{min_next_bid}' + (',"proxy":true}' if proxy else "}")
     )
 
 
@@ -63,8 +75,12 @@ def created_event(
     created_ms: int,
     soft_close: SoftCloseRule | None = None,
     reserve_price: int | None = None,
+    increments: Sequence[tuple[int, int]] | None = None,
+    buy_now_price: int | None = None,
 ) -> str:
-    """The item's first event. `reserve_price` is given only for the outbox's copy (the archive keeps
+    """The item's first event (`increments` and `buy_now_price` only when the item has them).
+
+    `reserve_price` is given only for the outbox's copy (the archive keeps
     the reserve; viewers never see it): the live channel and the history get the copy without it."""
     doc: dict[str, Any] = {
         "type": EventKind.CREATED.value,
@@ -80,6 +96,10 @@ def created_event(
         "created_at": rfc3339_ms(created_ms),
         "soft_close": soft_close_json(soft_close),
     }
+    if increments is not None:
+        doc["increments"] = [{"from": start, "increment": step} for start, step in increments]
+    if buy_now_price is not None:
+        doc["buy_now_price"] = buy_now_price
     if reserve_price is not None:
         doc["reserve_price"] = reserve_price
     return orjson.dumps(doc).decode()

@@ -47,6 +47,13 @@ class ItemField(StrEnum):
     SOFT_MAX_ENDS_MS = "scm"
     # The hidden reserve (absent: none).
     RESERVE_PRICE = "rp"
+    # Bid kinds (absent: none). The increment ladder "from:increment,..." (absent: `inc` at every price)
+    # and the buy-now price, both fixed at creation.
+    INCREMENTS = "incs"
+    BUY_NOW_PRICE = "bn"
+    # HIDDEN: the leader's maximum while above the price (written by `place_bid.lua` only). Never read
+    # into an item view (`core_bidder.store` lists the fields it reads), so no answer or event shows it.
+    LEADER_MAX = "lm"
     # The result, written once by `close_item.lua` (absent until the close).
     OUTCOME = "out"
     WINNER = "win"

@@ -32,7 +32,7 @@ class GroupCommitter:
     its bids so that a commit carries at most `max_batch` bids (a larger entry goes alone)."""
 
     def __init__(self, writer: BidWriter, max_batch: int = 512, max_in_flight: int = 2) -> None:
-        self._writer = writer
+        self.writer = writer
         self._group: GroupCommit[tuple[ItemKeys, list[BidInput]], list[Reply]] = GroupCommit(
             self._commit, max_batch=max_batch, max_in_flight=max_in_flight, key=_item_of, weight=_bids_in
         )
@@ -53,7 +53,7 @@ class GroupCommitter:
             entry[1].extend(bids)
             entry[2].append((position, start, start + len(bids)))
         groups: list[Group] = [(keys, bids) for keys, bids, _ in by_item.values()]
-        results = await self._writer.place_groups(groups)
+        results = await self.writer.place_groups(groups)
         replies: list[list[Reply] | Exception] = [[] for _ in batch]
         for (_, _, spans), group_replies in zip(by_item.values(), results, strict=True):
             for position, start, end in spans:

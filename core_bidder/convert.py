@@ -39,6 +39,12 @@ def item_message(view: ItemView, now_ms: int) -> item_pb2.Item:
         # The bidder's callers are the platform's services; the edge shows the reserve to admins only.
         item.reserve_price = s.reserve_price
         item.reserve_met = bool(view.reserve_met)
+    if s.increments is not None:
+        item.increments.extend(
+            item_pb2.IncrementStep(from_price=start, increment=step) for start, step in s.increments
+        )
+    if s.buy_now_price is not None:
+        item.buy_now_price = s.buy_now_price
     result = live.result
     if result is not None:
         item.result.outcome = OUTCOME_TO_PROTO[result.outcome]

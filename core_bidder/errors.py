@@ -4,7 +4,8 @@ BidderError
 ├── InvalidArgument          bad input (INVALID_ARGUMENT)
 │   └── IdempotencyKeyReused same key, other body (INVALID_ARGUMENT + reason)
 ├── ItemNotFound             (NOT_FOUND)
-├── BidRejected              too low / not open / closed (FAILED_PRECONDITION + reason)
+├── BidRejected              too low / not open / closed / buy-now unavailable (FAILED_PRECONDITION
+│                            + reason)
 ├── StoreUnavailable         Redis unreachable or contention past the limit (UNAVAILABLE)
 ├── Unauthenticated          an operator call without the right credential (UNAUTHENTICATED)
 └── PermissionDenied         operator calls are switched off (PERMISSION_DENIED)
@@ -21,6 +22,7 @@ class RejectReason(StrEnum):
     BID_TOO_LOW = "BID_TOO_LOW"
     AUCTION_NOT_OPEN = "AUCTION_NOT_OPEN"
     AUCTION_CLOSED = "AUCTION_CLOSED"
+    BUY_NOW_UNAVAILABLE = "BUY_NOW_UNAVAILABLE"
 
 
 class BidderError(Exception):
@@ -49,6 +51,7 @@ class BidRejected(BidderError):
             RejectReason.BID_TOO_LOW: f"bid is below the minimum next bid {min_next_bid}",
             RejectReason.AUCTION_NOT_OPEN: "the auction has not started yet",
             RejectReason.AUCTION_CLOSED: "the auction has ended",
+            RejectReason.BUY_NOW_UNAVAILABLE: "buy-now is not offered: no buy-now price, or a bid came first",
         }[reason]
         super().__init__(text)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from auction_contract.bid_rules import Ladder, increment_at
 from auction_contract.events import Outcome, created_event
-from auction_contract.rules import ItemStatus, SoftCloseRule, min_next_bid, status_at
+from auction_contract.rules import ItemStatus, SoftCloseRule, status_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,12 @@ class ItemStatic:
     created_ms: int
     soft_close: SoftCloseRule | None = None
     reserve_price: int | None = None
+    # The increment ladder as given (None: `min_increment` at every price) and the buy-now price.
+    increments: Ladder | None = None
+    buy_now_price: int | None = None
+
+    def increment_at(self, price: int) -> int:
+        return self.min_increment if self.increments is None else increment_at(self.increments, price)
 
     def created_event(self, ends_ms: int, *, for_archive: bool = False) -> str:
         """The item's `created` event (seq 1); the archive's copy (the outbox) also names the reserve."""
@@ -30,6 +37,7 @@ class ItemStatic:
             starting_price=self.starting_price, min_increment=self.min_increment,
             starts_ms=self.starts_ms, ends_ms=ends_ms, created_ms=self.created_ms,
             soft_close=self.soft_close, reserve_price=self.reserve_price if for_archive else None,
+            increments=self.increments, buy_now_price=self.buy_now_price,
         )  # fmt: skip
 
 
@@ -76,8 +84,8 @@ class ItemView:
 
     @property
     def min_next_bid(self) -> int:
-        s = self.static
-        return min_next_bid(s.starting_price, self.live.current_price, s.min_increment)
+        price = self.live.current_price
+        return self.static.starting_price if price is None else price + self.static.increment_at(price)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +95,5 @@ class AcceptedBid:
     amount: int
     placed_ms: int
     item: ItemView
+    # Whether the bidder leads after the bid (a maximum may be beaten at once by the leader's).
+    leading: bool = True

@@ -14,7 +14,8 @@ from core_bidder.closer import Closer
 from core_bidder.servicer import BidderServicer
 from core_bidder.settings import BidderSettings
 from core_bidder.store import ItemStore
-from core_bidder.writers import BidWriter, LuaBidWriter, WatchBidWriter
+from core_bidder.watch_writer import WatchBidWriter
+from core_bidder.writers import BidWriter, LuaBidWriter
 
 log = structlog.get_logger(__name__)
 SERVICE_NAME = bidder_pb2.DESCRIPTOR.services_by_name["BidderService"].full_name

@@ -16,7 +16,10 @@ from core_bidder.rules import AcceptedBid
 from core_bidder.status import abort, rich_status
 from core_bidder.store import BidRequest, now_ms
 from core_bidder.validation import (
+    bid_kinds,
     check_bid,
+    check_bidder,
+    check_idempotency_key,
     check_item_id,
     check_new_item,
     check_reserve,
@@ -46,9 +49,10 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
         try:
             if not check_item_id(request.item_id):
                 raise ItemNotFound(request.item_id)
-            check_bid(request.bidder, request.amount, request.idempotency_key)
+            max_amount = _max_of(request)
+            check_bid(request.bidder, request.amount, request.idempotency_key, max_amount)
             bid = await self._store.place_bid(
-                request.item_id, request.bidder, request.amount, request.idempotency_key
+                request.item_id, request.bidder, request.amount, request.idempotency_key, max_amount
             )
         except BidRejected as exc:
             _REJECTED.inc()
@@ -57,6 +61,24 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
             await abort(context, exc)
         _ACCEPTED.inc()
         return _accepted_message(bid)
+
+    async def BuyNow(
+        self, request: bidder_pb2.BuyNowRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> bidder_pb2.PlaceBidResponse:
+        try:
+            if not check_item_id(request.item_id):
+                raise ItemNotFound(request.item_id)
+            check_bidder(request.bidder)
+            check_idempotency_key(request.idempotency_key)
+            bought = await self._store.buy_now(request.item_id, request.bidder, request.idempotency_key)
+        except BidRejected as exc:
+            _REJECTED.inc()
+            await abort(context, exc)
+        except Exception as exc:
+            await abort(context, exc)
+        _ACCEPTED.inc()
+        log.info("bought_now", item_id=request.item_id, seq=bought.seq)
+        return _accepted_message(bought)
 
     async def PlaceBids(
         self, request: bidder_pb2.PlaceBidsRequest, context: grpc.aio.ServicerContext[object, object]
@@ -71,14 +93,14 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
                 try:
                     if not check_item_id(bid.item_id):
                         raise ItemNotFound(bid.item_id)
-                    check_bid(bid.bidder, bid.amount, bid.idempotency_key)
+                    check_bid(bid.bidder, bid.amount, bid.idempotency_key, _max_of(bid))
                 except BidderError as exc:
                     outcomes[index] = bidder_pb2.BidOutcome(rejected=rich_status(exc))
                 else:
                     valid.append(index)
             results = await self._store.place_bids(
                 [
-                    BidRequest(b.item_id, b.bidder, b.amount, b.idempotency_key)
+                    BidRequest(b.item_id, b.bidder, b.amount, b.idempotency_key, _max_of(b))
                     for b in (request.bids[i] for i in valid)
                 ]
             )
@@ -109,7 +131,7 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
         try:
             check_new_item(
                 request.title, request.description, request.currency,
-                request.starting_price, request.min_increment,
+                request.starting_price, request.min_increment or (1 if request.increments else 0),
             )  # fmt: skip
             if not request.HasField("ends_at"):
                 raise InvalidArgument("ends_at is required")
@@ -118,6 +140,11 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
             check_times(starts, ends)
             reserve = request.reserve_price if request.HasField("reserve_price") else None
             check_reserve(reserve, request.starting_price)
+            buy_now = request.buy_now_price if request.HasField("buy_now_price") else None
+            steps = tuple((step.from_price, step.increment) for step in request.increments)
+            ladder, min_increment = bid_kinds(
+                steps, request.min_increment, request.starting_price, reserve, buy_now
+            )
             rule = None
             if request.HasField("soft_close"):
                 given = request.soft_close
@@ -125,7 +152,8 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
                 rule = soft_close_rule(given.window_seconds, given.extension_seconds, cap, ends)
             view = await self._store.create_item(
                 request.title, request.description, request.currency, request.starting_price,
-                request.min_increment, starts, ends, soft_close=rule, reserve_price=reserve,
+                min_increment, starts, ends, soft_close=rule, reserve_price=reserve,
+                increments=ladder, buy_now_price=buy_now,
             )  # fmt: skip
         except Exception as exc:
             await abort(context, exc)
@@ -161,6 +189,10 @@ class BidderServicer(bidder_pb2_grpc.BidderServiceServicer):
         return bidder_pb2.ListItemsResponse(items=[item_message(v, now) for v in views], next_cursor=cursor)
 
 
+def _max_of(request: bidder_pb2.PlaceBidRequest) -> int | None:
+    return request.max_amount if request.HasField("max_amount") else None
+
+
 def _accepted_message(bid: AcceptedBid) -> bidder_pb2.PlaceBidResponse:
     # The item as of the bid's own moment, so an idempotent replay renders the same bytes.
     return bidder_pb2.PlaceBidResponse(
@@ -169,4 +201,5 @@ def _accepted_message(bid: AcceptedBid) -> bidder_pb2.PlaceBidResponse:
         amount=bid.amount,
         item=item_message(bid.item, bid.placed_ms),
         placed_at=timestamp(bid.placed_ms),
+        leading=bid.leading,
     )

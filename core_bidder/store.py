@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from auction_contract.bid_rules import Ladder, ladder_text, parse_ladder
 from auction_contract.events import Outcome
 from auction_contract.redis_layout import ItemField, ItemKeys, index_key, item_keys
 from auction_contract.replies import ReplyCode, accepted_of, code_of
@@ -49,21 +50,25 @@ _FIELDS = tuple(
         ItemField.HIGHEST_BIDDER, ItemField.BID_COUNT, ItemField.SEQ, ItemField.ENDS_MS,
         ItemField.SOFT_WINDOW_MS, ItemField.SOFT_EXTENSION_MS, ItemField.SOFT_MAX_ENDS_MS,
         ItemField.RESERVE_PRICE, ItemField.OUTCOME, ItemField.WINNER, ItemField.FINAL_PRICE,
-        ItemField.CLOSED_MS,
+        ItemField.CLOSED_MS, ItemField.INCREMENTS, ItemField.BUY_NOW_PRICE,
     )
 )  # fmt: skip
+# Never read here: the leader's maximum (`ItemField.LEADER_MAX`) stays inside the bid step.
 _STATIC_CACHE_SIZE = 100_000
 _LIST_SCAN_BUDGET = 2_000
 _NOT_OPEN = BidRejected(RejectReason.AUCTION_NOT_OPEN)
 _CLOSED = BidRejected(RejectReason.AUCTION_CLOSED)
+_BUY_NOW_UNAVAILABLE = BidRejected(RejectReason.BUY_NOW_UNAVAILABLE)
 _UNANSWERED = BidderError("no outcome")  # a placeholder, replaced for every bid
 
 
 class BidRequest(NamedTuple):
     item_id: str
     bidder: str
+    # 0: none (a maximum alone).
     amount: int
     idempotency_key: str
+    max_amount: int | None = None
 
 
 def now_ms() -> int:
@@ -108,6 +113,8 @@ class ItemStore:
         *,
         soft_close: SoftCloseRule | None = None,
         reserve_price: int | None = None,
+        increments: Ladder | None = None,
+        buy_now_price: int | None = None,
     ) -> ItemView:
         secs, micros = await self._redis.time()
         created_ms = secs * 1000 + micros // 1000
@@ -123,7 +130,7 @@ class ItemStore:
             raise InvalidArgument("soft_close.max_ends_at must be after ends_at")
         static = ItemStatic(
             item_id, title, description, currency, starting_price, min_increment, starts, created_ms,
-            soft_close, reserve_price,
+            soft_close, reserve_price, increments, buy_now_price,
         )  # fmt: skip
         keys = self.keys_for(item_id)
         rule = (
@@ -137,7 +144,8 @@ class ItemStore:
                 item_id, title, description, currency, str(starting_price), str(min_increment),
                 str(starts), str(ends_ms), str(created_ms), self._maxlen, keys.channel, self._publish,
                 static.created_event(ends_ms), static.created_event(ends_ms, for_archive=True),
-                *rule, _ms_or_empty(reserve_price),
+                *rule, _ms_or_empty(reserve_price), "" if increments is None else ladder_text(increments),
+                _ms_or_empty(buy_now_price),
             ],
         )  # fmt: skip
         if created != 1:  # a random 80-bit id collided; vanishingly rare, so let the caller retry
@@ -152,11 +160,25 @@ class ItemStore:
             raise ItemNotFound(item_id)
         return view
 
-    async def place_bid(self, item_id: str, bidder: str, amount: int, idempotency_key: str) -> AcceptedBid:
+    async def place_bid(
+        self, item_id: str, bidder: str, amount: int, idempotency_key: str, max_amount: int | None = None
+    ) -> AcceptedBid:
+        """`amount` 0 with `max_amount`: a maximum alone."""
         replies = await self._committer.submit(
-            self.keys_for(item_id), [BidInput(bidder, amount, idempotency_key)]
+            self.keys_for(item_id), [BidInput(bidder, amount, idempotency_key, max_amount)]
         )
         return await self._accepted(item_id, bidder, amount, replies[0])
+
+    async def buy_now(self, item_id: str, buyer: str, idempotency_key: str = "") -> AcceptedBid:
+        """Sold to `buyer` at the buy-now price and closed, in one atomic step; or the rejection."""
+        keys = self.keys_for(item_id)
+        reply = await self._committer.writer.buy_now(keys, buyer, idempotency_key)
+        code = code_of(reply)
+        if code is not ReplyCode.ACCEPTED:
+            raise _rejection(item_id, reply)
+        seq, placed_ms = int(reply[1]), int(reply[2])
+        view = await self.get_item(item_id)  # closed now, so final: the bid, then its `closed` event
+        return AcceptedBid(bid_id_for(item_id, seq), seq, view.live.current_price or 0, placed_ms, view)
 
     async def place_bids(self, bids: Sequence[BidRequest]) -> list[AcceptedBid | BidderError]:
         """Many bids at once: each gets the outcome it would have got alone, errors included.
@@ -169,7 +191,7 @@ class ItemStore:
             if entry is None:
                 entry = by_item[bid.item_id] = ([], [])
             entry[0].append(index)
-            entry[1].append(BidInput(bid.bidder, bid.amount, bid.idempotency_key))
+            entry[1].append(BidInput(bid.bidder, bid.amount, bid.idempotency_key, bid.max_amount))
         futures = [
             self._committer.submit(self.keys_for(item_id), inputs) for item_id, (_, inputs) in by_item.items()
         ]
@@ -193,21 +215,17 @@ class ItemStore:
 
     async def _accepted(self, item_id: str, bidder: str, amount: int, reply: Reply) -> AcceptedBid:
         """Turn a writer reply into the accepted bid, or raise the rejection it stands for."""
-        code = code_of(reply)
-        if code is ReplyCode.ACCEPTED:
-            seq, placed_ms, bid_count, ends_ms, item_seq = accepted_of(reply)
-            static = await self._static_of(item_id)
+        if code_of(reply) is not ReplyCode.ACCEPTED:
+            raise _rejection(item_id, reply)
+        seq, placed_ms, bid_count, ends_ms, item_seq, price, leader, own = accepted_of(reply)
+        static = await self._static_of(item_id)
+        if price is None or leader is None or own is None:  # the plain path: the bid leads at its amount
             live = ItemLive(amount, bidder, bid_count, item_seq, ends_ms)
             return AcceptedBid(bid_id_for(item_id, seq), seq, amount, placed_ms, ItemView(static, live))
-        if code is ReplyCode.TOO_LOW:
-            raise BidRejected(RejectReason.BID_TOO_LOW, int(reply[1]))
-        if code is ReplyCode.NOT_OPEN:
-            raise _NOT_OPEN
-        if code is ReplyCode.CLOSED:
-            raise _CLOSED
-        if code is ReplyCode.KEY_REUSED:
-            raise IdempotencyKeyReused()
-        raise ItemNotFound(item_id)
+        live = ItemLive(price, leader, bid_count, item_seq, ends_ms)
+        return AcceptedBid(
+            bid_id_for(item_id, seq), seq, own, placed_ms, ItemView(static, live), leading=leader == bidder
+        )
 
     async def drain(self) -> None:
         await self._committer.drain()
@@ -266,14 +284,15 @@ class ItemStore:
     def _view(self, item_id: str, fields: list[bytes | str | None]) -> ItemView | None:
         if fields[0] is None:
             return None
-        title, desc, cur, sp, inc, st, ct, price, hb, bc, seq, et, scw, scx, scm, rp, out, win, fp, cat = (
-            None if f is None else f.decode() if isinstance(f, bytes) else f for f in fields
-        )
+        values = (None if f is None else f.decode() if isinstance(f, bytes) else f for f in fields)
+        (title, desc, cur, sp, inc, st, ct, price, hb, bc, seq, et, scw, scx, scm, rp, out, win, fp, cat,
+         incs, bn) = values  # fmt: skip
         static = self._static.get(item_id)
         if static is None:
             static = ItemStatic(
                 item_id, title or "", desc or "", cur or "", int(sp or 0), int(inc or 1),
                 int(st or 0), int(ct or 0), soft_close_of(scw, scx, scm), int(rp) if rp else None,
+                parse_ladder(incs, int(inc or 1)) if incs else None, int(bn) if bn else None,
             )  # fmt: skip
             self._remember(static)
         result = None
@@ -283,6 +302,22 @@ class ItemStore:
             None if price is None else int(price), hb, int(bc or 0), int(seq or 0), int(et or 0), result
         )
         return ItemView(static, live)
+
+
+def _rejection(item_id: str, reply: Reply) -> BidderError:
+    """The error a writer's refusal stands for."""
+    code = code_of(reply)
+    if code is ReplyCode.TOO_LOW:
+        return BidRejected(RejectReason.BID_TOO_LOW, int(reply[1]))
+    if code is ReplyCode.NOT_OPEN:
+        return _NOT_OPEN
+    if code is ReplyCode.CLOSED:
+        return _CLOSED
+    if code is ReplyCode.KEY_REUSED:
+        return IdempotencyKeyReused()
+    if code is ReplyCode.BUY_NOW_UNAVAILABLE:
+        return _BUY_NOW_UNAVAILABLE
+    return ItemNotFound(item_id)
 
 
 def _ms_or_empty(value: int | None) -> str:

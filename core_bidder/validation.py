@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from auction_contract.bid_rules import Ladder, ladder_error
 from auction_contract.rules import (
     BIDDER_PATTERN,
     CURRENCY_PATTERN,
@@ -22,13 +23,54 @@ from core_bidder.errors import InvalidArgument
 check_item_id = is_item_id
 
 
-def check_bid(bidder: str, amount: int, idempotency_key: str) -> None:
-    if not BIDDER_PATTERN.fullmatch(bidder):
-        raise InvalidArgument("bidder must be 1..64 of [A-Za-z0-9_.@-]")
-    if not 0 < amount <= MAX_AMOUNT:
+def check_bid(bidder: str, amount: int, idempotency_key: str, max_amount: int | None = None) -> None:
+    """`amount` 0 is "none", allowed only with a `max_amount`. The messages never repeat a maximum."""
+    check_bidder(bidder)
+    if (max_amount is None or amount) and not 0 < amount <= MAX_AMOUNT:
         raise InvalidArgument(f"amount must be between 1 and {MAX_AMOUNT} minor units")
+    if max_amount is not None:
+        if not 0 < max_amount <= MAX_AMOUNT:
+            raise InvalidArgument(f"max_amount must be between 1 and {MAX_AMOUNT} minor units")
+        if max_amount < amount:
+            raise InvalidArgument("max_amount must be at least amount")
+    check_idempotency_key(idempotency_key)
+
+
+def check_idempotency_key(idempotency_key: str) -> None:
     if idempotency_key and not IDEMPOTENCY_KEY_PATTERN.fullmatch(idempotency_key):
         raise InvalidArgument("idempotency key must be 1..128 printable ASCII characters")
+
+
+def check_bidder(bidder: str) -> None:
+    if not BIDDER_PATTERN.fullmatch(bidder):
+        raise InvalidArgument("bidder must be 1..64 of [A-Za-z0-9_.@-]")
+
+
+def bid_kinds(
+    steps: Ladder,
+    min_increment: int,
+    starting_price: int,
+    reserve_price: int | None,
+    buy_now_price: int | None,
+) -> tuple[Ladder | None, int]:
+    """The checked ladder (None without one) and the item's min_increment (the first step's with one).
+
+    With a ladder, `min_increment` may be 0 (then it is taken from the ladder) or that same first step's
+    increment: two different "smallest increments" would be a contradiction the item would carry."""
+    ladder: Ladder | None = None
+    if steps:
+        error = ladder_error(steps)
+        if error is not None:
+            raise InvalidArgument(error)
+        if min_increment not in (0, steps[0][1]):
+            raise InvalidArgument("min_increment must be 0 or the first increments step's increment")
+        ladder, min_increment = steps, steps[0][1]
+    if buy_now_price is not None:
+        if not starting_price < buy_now_price <= MAX_AMOUNT:
+            raise InvalidArgument(f"buy_now_price must be above starting_price and at most {MAX_AMOUNT}")
+        if reserve_price is not None and buy_now_price < reserve_price:
+            raise InvalidArgument("buy_now_price must be at least reserve_price")
+    return ladder, min_increment
 
 
 def check_new_item(

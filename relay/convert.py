@@ -82,6 +82,7 @@ def _bid(doc: dict[str, Any]) -> events_pb2.Event:
         currency=doc.get("currency", ""),
         current_price=doc["current_price"],
         min_next_bid=doc["min_next_bid"],
+        proxy=doc.get("proxy") is True,
     )
     return events_pb2.Event(
         event_id=event_id_of(item_id, seq),
@@ -123,6 +124,13 @@ def _created(doc: dict[str, Any]) -> events_pb2.Event:
     if doc.get("reserve_price") is not None:
         item.reserve_price = _integer(doc, "reserve_price")
         item.reserve_met = False  # no bid yet
+    # Bid kinds, present only on items that have them: the archive receives them with the item.
+    for step in doc.get("increments") or ():
+        if not isinstance(step, dict):
+            raise TypeError("an increments step is not an object")
+        item.increments.add(from_price=_integer(step, "from"), increment=_integer(step, "increment"))
+    if doc.get("buy_now_price") is not None:
+        item.buy_now_price = _integer(doc, "buy_now_price")
     return events_pb2.Event(
         event_id=event_id_of(item_id, seq),
         item_id=item_id,

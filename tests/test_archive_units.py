@@ -67,6 +67,22 @@ def test_a_bid_entry_becomes_a_bid_accepted_event_with_its_own_currency() -> Non
     assert event.occurred_at.ToMilliseconds() == CREATED_MS + 3000
 
 
+def test_proxy_bids_and_bid_kinds_reach_the_archive_as_they_were_made() -> None:
+    """A proxy bid is a BidAccepted with `proxy`; the item's ladder and buy-now price ride on its creation."""
+    raw = bid_event("lot-7", 4, "ann", 120, CREATED_MS + 4000, 125, currency="EUR", proxy=True)
+    bid = to_event(decode(raw)).bid_accepted
+    assert (bid.bidder, bid.amount, bid.proxy) == ("ann", 120, True)
+    assert to_event(decode(bid_json(5, 130))).bid_accepted.proxy is False
+    kinds = ItemStatic(
+        "lot-8", "Vase", "", "EUR", 100, 5, CREATED_MS, CREATED_MS,
+        increments=((0, 5), (1000, 50)), buy_now_price=900,
+    )  # fmt: skip
+    item = to_event(decode(kinds.created_event(ENDS_MS))).item_created.item
+    assert [(s.from_price, s.increment) for s in item.increments] == [(0, 5), (1000, 50)]
+    assert item.buy_now_price == 900
+    assert not to_event(decode(created_json())).item_created.item.HasField("buy_now_price")
+
+
 @pytest.mark.parametrize(
     "raw",
     [

@@ -10,7 +10,7 @@ from auction_contract.redis_layout import EVENT_FIELD, PREVIOUS_LEADER_FIELD, It
 from auction_contract.replies import ReplyCode
 from core_bidder.scripts import lua_source
 
-SCRIPTS = ("create_item", "place_bid", "rebuild_item", "close_item")
+SCRIPTS = ("create_item", "place_bid", "rebuild_item", "close_item", "buy_now")
 # Hash reads and writes that name fields literally: HSET key 'f', v, ... and HMGET key 'f', ...
 _HASH_CALL = re.compile(r"redis\.call\('(HSET|HMGET)',\s*item_key,([^)]*)\)", re.S)
 _QUOTED = re.compile(r"'([^']*)'")
@@ -38,8 +38,8 @@ def test_every_hash_field_a_script_names_is_a_contract_field(script: str) -> Non
 
 
 def test_create_item_writes_every_static_field_and_place_bid_reads_the_rules() -> None:
-    """The item hash as created holds every field but the leader's, which the first bid writes, and the
-    result's, which the close writes."""
+    """The item hash as created holds every field but the leader's and the leader's hidden maximum, which
+    bids write, and the result's, which the close writes."""
     created = _hash_fields(lua_source("create_item"))
     result = {
         ItemField.OUTCOME.value,
@@ -49,11 +49,22 @@ def test_create_item_writes_every_static_field_and_place_bid_reads_the_rules() -
     }
     assert (
         created
-        == {f.value for f in ItemField} - {ItemField.PRICE.value, ItemField.HIGHEST_BIDDER.value} - result
+        == {f.value for f in ItemField}
+        - {ItemField.PRICE.value, ItemField.HIGHEST_BIDDER.value, ItemField.LEADER_MAX.value}
+        - result
     )
     assert result <= _hash_fields(lua_source("close_item"))
     placed = _hash_fields(lua_source("place_bid"))
     assert {ItemField.PRICE.value, ItemField.HIGHEST_BIDDER.value, ItemField.SEQ.value} <= placed
+    assert {ItemField.LEADER_MAX.value, ItemField.INCREMENTS.value} <= placed
+    assert result <= _hash_fields(lua_source("buy_now"))
+
+
+def test_no_item_view_reads_the_hidden_maximum() -> None:
+    """The leader's maximum stays inside the bid step: the store never reads it into an item."""
+    from core_bidder import store
+
+    assert ItemField.LEADER_MAX.value not in store._FIELDS
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -74,9 +85,11 @@ def test_place_bid_names_the_previous_leader_in_the_bid_outbox_entry() -> None:
 
 def test_place_bid_answers_only_contract_reply_codes() -> None:
     """The reply arrays' first elements are exactly the `ReplyCode` values (and all of them appear)."""
-    source = lua_source("place_bid")
-    codes = set(re.findall(r"\{'([A-Z])'", source))
-    assert codes == {code.value for code in ReplyCode}
+    codes = set(re.findall(r"\{'([A-Z])'", lua_source("place_bid")))
+    assert codes == {code.value for code in ReplyCode} - {ReplyCode.BUY_NOW_UNAVAILABLE.value}
+    bought = set(re.findall(r"\{'([A-Z])'", lua_source("buy_now")))
+    assert ReplyCode.BUY_NOW_UNAVAILABLE.value in bought
+    assert bought <= {code.value for code in ReplyCode}
 
 
 def test_every_services_not_found_is_the_contracts() -> None:

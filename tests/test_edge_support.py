@@ -198,6 +198,13 @@ class FakeBidder(bidder_pb2_grpc.BidderServiceServicer):
         response.placed_at.FromSeconds(EPOCH_2026 + 60)
         return response
 
+    async def BuyNow(  # noqa: N802 (gRPC method name)
+        self, request: bidder_pb2.BuyNowRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bidder_pb2.PlaceBidResponse:
+        """The edge has no buy route yet: a call here is a test's mistake."""
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not faked")
+        raise AssertionError("unreachable")
+
     async def PlaceBids(  # noqa: N802 (gRPC method name)
         self, request: bidder_pb2.PlaceBidsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bidder_pb2.PlaceBidsResponse:

@@ -9,6 +9,8 @@
 -- ARGV[14] the same event for the outbox (the archive), which also carries the hidden reserve
 -- ARGV[15] soft close window ms, ARGV[16] extension ms, ARGV[17] cap ms ("" none): all "" for a hard end
 -- ARGV[18] reserve price ("" none)
+-- ARGV[19] increment ladder "from:increment,..." ("" none: ARGV[6] at every price)
+-- ARGV[20] buy-now price ("" none)
 -- Reply: 1 when created, 0 when the id is already taken (nothing changed).
 
 local item_key, events_key, outbox_key, index_key, ends_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -22,6 +24,12 @@ if ARGV[15] ~= '' then
 end
 if ARGV[18] ~= '' then
   redis.call('HSET', item_key, 'rp', ARGV[18])
+end
+if ARGV[19] ~= '' then
+  redis.call('HSET', item_key, 'incs', ARGV[19])
+end
+if ARGV[20] ~= '' then
+  redis.call('HSET', item_key, 'bn', ARGV[20])
 end
 redis.call('ZADD', index_key, ARGV[9], ARGV[1])
 redis.call('ZADD', ends_key, ARGV[8], ARGV[1])

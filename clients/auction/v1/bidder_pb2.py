@@ -27,37 +27,39 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61uction/v1/bidder.proto\x12\nauction.v1\x1a\x15\x61uction/v1/item.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xad\x02\n\x11\x43reateItemRequest\x12\r\n\x05title\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12\x16\n\x0estarting_price\x18\x04 \x01(\x03\x12\x15\n\rmin_increment\x18\x05 \x01(\x03\x12-\n\tstarts_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\rreserve_price\x18\x08 \x01(\x03H\x00\x88\x01\x01\x12)\n\nsoft_close\x18\t \x01(\x0b\x32\x15.auction.v1.SoftCloseB\x10\n\x0e_reserve_price\"4\n\x12\x43reateItemResponse\x12\x1e\n\x04item\x18\x01 \x01(\x0b\x32\x10.auction.v1.Item\"!\n\x0eGetItemRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\"1\n\x0fGetItemResponse\x12\x1e\n\x04item\x18\x01 \x01(\x0b\x32\x10.auction.v1.Item\"Y\n\x10ListItemsRequest\x12&\n\x06status\x18\x01 \x01(\x0e\x32\x16.auction.v1.ItemStatus\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\t\"I\n\x11ListItemsResponse\x12\x1f\n\x05items\x18\x01 \x03(\x0b\x32\x10.auction.v1.Item\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"[\n\x0fPlaceBidRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62idder\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"\x8e\x01\n\x10PlaceBidResponse\x12\x0e\n\x06\x62id_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x1e\n\x04item\x18\x04 \x01(\x0b\x32\x10.auction.v1.Item\x12-\n\tplaced_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x10PlaceBidsRequest\x12)\n\x04\x62ids\x18\x01 \x03(\x0b\x32\x1b.auction.v1.PlaceBidRequest\"q\n\nBidOutcome\x12\x30\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x0b\x32\x1c.auction.v1.PlaceBidResponseH\x00\x12&\n\x08rejected\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\t\n\x07outcome\"=\n\x11PlaceBidsResponse\x12(\n\x08outcomes\x18\x01 \x03(\x0b\x32\x16.auction.v1.BidOutcome*\x84\x01\n\x0cRejectReason\x12\x1d\n\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x42ID_TOO_LOW\x10\x01\x12\x14\n\x10\x41UCTION_NOT_OPEN\x10\x02\x12\x12\n\x0e\x41UCTION_CLOSED\x10\x03\x12\x1a\n\x16IDEMPOTENCY_KEY_REUSED\x10\x04\x32\xfb\x02\n\rBidderService\x12K\n\nCreateItem\x12\x1d.auction.v1.CreateItemRequest\x1a\x1e.auction.v1.CreateItemResponse\x12\x42\n\x07GetItem\x12\x1a.auction.v1.GetItemRequest\x1a\x1b.auction.v1.GetItemResponse\x12H\n\tListItems\x12\x1c.auction.v1.ListItemsRequest\x1a\x1d.auction.v1.ListItemsResponse\x12\x45\n\x08PlaceBid\x12\x1b.auction.v1.PlaceBidRequest\x1a\x1c.auction.v1.PlaceBidResponse\x12H\n\tPlaceBids\x12\x1c.auction.v1.PlaceBidsRequest\x1a\x1d.auction.v1.PlaceBidsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61uction/v1/bidder.proto\x12\nauction.v1\x1a\x15\x61uction/v1/item.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\x8a\x03\n\x11\x43reateItemRequest\x12\r\n\x05title\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12\x16\n\x0estarting_price\x18\x04 \x01(\x03\x12\x15\n\rmin_increment\x18\x05 \x01(\x03\x12-\n\tstarts_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\rreserve_price\x18\x08 \x01(\x03H\x00\x88\x01\x01\x12)\n\nsoft_close\x18\t \x01(\x0b\x32\x15.auction.v1.SoftClose\x12-\n\nincrements\x18\n \x03(\x0b\x32\x19.auction.v1.IncrementStep\x12\x1a\n\rbuy_now_price\x18\x0b \x01(\x03H\x01\x88\x01\x01\x42\x10\n\x0e_reserve_priceB\x10\n\x0e_buy_now_price\"4\n\x12\x43reateItemResponse\x12\x1e\n\x04item\x18\x01 \x01(\x0b\x32\x10.auction.v1.Item\"!\n\x0eGetItemRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\"1\n\x0fGetItemResponse\x12\x1e\n\x04item\x18\x01 \x01(\x0b\x32\x10.auction.v1.Item\"Y\n\x10ListItemsRequest\x12&\n\x06status\x18\x01 \x01(\x0e\x32\x16.auction.v1.ItemStatus\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\t\"I\n\x11ListItemsResponse\x12\x1f\n\x05items\x18\x01 \x03(\x0b\x32\x10.auction.v1.Item\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"\x83\x01\n\x0fPlaceBidRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62idder\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x17\n\nmax_amount\x18\x05 \x01(\x03H\x00\x88\x01\x01\x42\r\n\x0b_max_amount\"\x9f\x01\n\x10PlaceBidResponse\x12\x0e\n\x06\x62id_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x1e\n\x04item\x18\x04 \x01(\x0b\x32\x10.auction.v1.Item\x12-\n\tplaced_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07leading\x18\x06 \x01(\x08\"I\n\rBuyNowRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62idder\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"=\n\x10PlaceBidsRequest\x12)\n\x04\x62ids\x18\x01 \x03(\x0b\x32\x1b.auction.v1.PlaceBidRequest\"q\n\nBidOutcome\x12\x30\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x0b\x32\x1c.auction.v1.PlaceBidResponseH\x00\x12&\n\x08rejected\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\t\n\x07outcome\"=\n\x11PlaceBidsResponse\x12(\n\x08outcomes\x18\x01 \x03(\x0b\x32\x16.auction.v1.BidOutcome*\x9d\x01\n\x0cRejectReason\x12\x1d\n\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x42ID_TOO_LOW\x10\x01\x12\x14\n\x10\x41UCTION_NOT_OPEN\x10\x02\x12\x12\n\x0e\x41UCTION_CLOSED\x10\x03\x12\x1a\n\x16IDEMPOTENCY_KEY_REUSED\x10\x04\x12\x17\n\x13\x42UY_NOW_UNAVAILABLE\x10\x05\x32\xbe\x03\n\rBidderService\x12K\n\nCreateItem\x12\x1d.auction.v1.CreateItemRequest\x1a\x1e.auction.v1.CreateItemResponse\x12\x42\n\x07GetItem\x12\x1a.auction.v1.GetItemRequest\x1a\x1b.auction.v1.GetItemResponse\x12H\n\tListItems\x12\x1c.auction.v1.ListItemsRequest\x1a\x1d.auction.v1.ListItemsResponse\x12\x45\n\x08PlaceBid\x12\x1b.auction.v1.PlaceBidRequest\x1a\x1c.auction.v1.PlaceBidResponse\x12H\n\tPlaceBids\x12\x1c.auction.v1.PlaceBidsRequest\x1a\x1d.auction.v1.PlaceBidsResponse\x12\x41\n\x06\x42uyNow\x12\x19.auction.v1.BuyNowRequest\x1a\x1c.auction.v1.PlaceBidResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'auction.v1.bidder_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REJECTREASON']._serialized_start=1210
-  _globals['_REJECTREASON']._serialized_end=1342
+  _globals['_REJECTREASON']._serialized_start=1436
+  _globals['_REJECTREASON']._serialized_end=1593
   _globals['_CREATEITEMREQUEST']._serialized_start=121
-  _globals['_CREATEITEMREQUEST']._serialized_end=422
-  _globals['_CREATEITEMRESPONSE']._serialized_start=424
-  _globals['_CREATEITEMRESPONSE']._serialized_end=476
-  _globals['_GETITEMREQUEST']._serialized_start=478
-  _globals['_GETITEMREQUEST']._serialized_end=511
-  _globals['_GETITEMRESPONSE']._serialized_start=513
-  _globals['_GETITEMRESPONSE']._serialized_end=562
-  _globals['_LISTITEMSREQUEST']._serialized_start=564
-  _globals['_LISTITEMSREQUEST']._serialized_end=653
-  _globals['_LISTITEMSRESPONSE']._serialized_start=655
-  _globals['_LISTITEMSRESPONSE']._serialized_end=728
-  _globals['_PLACEBIDREQUEST']._serialized_start=730
-  _globals['_PLACEBIDREQUEST']._serialized_end=821
-  _globals['_PLACEBIDRESPONSE']._serialized_start=824
-  _globals['_PLACEBIDRESPONSE']._serialized_end=966
-  _globals['_PLACEBIDSREQUEST']._serialized_start=968
-  _globals['_PLACEBIDSREQUEST']._serialized_end=1029
-  _globals['_BIDOUTCOME']._serialized_start=1031
-  _globals['_BIDOUTCOME']._serialized_end=1144
-  _globals['_PLACEBIDSRESPONSE']._serialized_start=1146
-  _globals['_PLACEBIDSRESPONSE']._serialized_end=1207
-  _globals['_BIDDERSERVICE']._serialized_start=1345
-  _globals['_BIDDERSERVICE']._serialized_end=1724
+  _globals['_CREATEITEMREQUEST']._serialized_end=515
+  _globals['_CREATEITEMRESPONSE']._serialized_start=517
+  _globals['_CREATEITEMRESPONSE']._serialized_end=569
+  _globals['_GETITEMREQUEST']._serialized_start=571
+  _globals['_GETITEMREQUEST']._serialized_end=604
+  _globals['_GETITEMRESPONSE']._serialized_start=606
+  _globals['_GETITEMRESPONSE']._serialized_end=655
+  _globals['_LISTITEMSREQUEST']._serialized_start=657
+  _globals['_LISTITEMSREQUEST']._serialized_end=746
+  _globals['_LISTITEMSRESPONSE']._serialized_start=748
+  _globals['_LISTITEMSRESPONSE']._serialized_end=821
+  _globals['_PLACEBIDREQUEST']._serialized_start=824
+  _globals['_PLACEBIDREQUEST']._serialized_end=955
+  _globals['_PLACEBIDRESPONSE']._serialized_start=958
+  _globals['_PLACEBIDRESPONSE']._serialized_end=1117
+  _globals['_BUYNOWREQUEST']._serialized_start=1119
+  _globals['_BUYNOWREQUEST']._serialized_end=1192
+  _globals['_PLACEBIDSREQUEST']._serialized_start=1194
+  _globals['_PLACEBIDSREQUEST']._serialized_end=1255
+  _globals['_BIDOUTCOME']._serialized_start=1257
+  _globals['_BIDOUTCOME']._serialized_end=1370
+  _globals['_PLACEBIDSRESPONSE']._serialized_start=1372
+  _globals['_PLACEBIDSRESPONSE']._serialized_end=1433
+  _globals['_BIDDERSERVICE']._serialized_start=1596
+  _globals['_BIDDERSERVICE']._serialized_end=2042
 # @@protoc_insertion_point(module_scope)

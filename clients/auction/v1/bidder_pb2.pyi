@@ -33,6 +33,7 @@ class _RejectReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RejectRe
     AUCTION_NOT_OPEN: _RejectReason.ValueType  # 2
     AUCTION_CLOSED: _RejectReason.ValueType  # 3
     IDEMPOTENCY_KEY_REUSED: _RejectReason.ValueType  # 4
+    BUY_NOW_UNAVAILABLE: _RejectReason.ValueType  # 5
 
 class RejectReason(_RejectReason, metaclass=_RejectReasonEnumTypeWrapper):
     """Reasons carried in google.rpc.ErrorInfo.reason with domain "auction.v1".
@@ -44,6 +45,7 @@ BID_TOO_LOW: RejectReason.ValueType  # 1
 AUCTION_NOT_OPEN: RejectReason.ValueType  # 2
 AUCTION_CLOSED: RejectReason.ValueType  # 3
 IDEMPOTENCY_KEY_REUSED: RejectReason.ValueType  # 4
+BUY_NOW_UNAVAILABLE: RejectReason.ValueType  # 5
 Global___RejectReason: _TypeAlias = RejectReason  # noqa: Y015
 
 @_typing.final
@@ -59,6 +61,8 @@ class CreateItemRequest(_message.Message):
     ENDS_AT_FIELD_NUMBER: _builtins.int
     RESERVE_PRICE_FIELD_NUMBER: _builtins.int
     SOFT_CLOSE_FIELD_NUMBER: _builtins.int
+    INCREMENTS_FIELD_NUMBER: _builtins.int
+    BUY_NOW_PRICE_FIELD_NUMBER: _builtins.int
     title: _builtins.str
     description: _builtins.str
     currency: _builtins.str
@@ -66,6 +70,8 @@ class CreateItemRequest(_message.Message):
     min_increment: _builtins.int
     reserve_price: _builtins.int
     """Optional hidden reserve, at least starting_price; below it at the close there is no sale."""
+    buy_now_price: _builtins.int
+    """Optional buy-now price: above starting_price, at least reserve_price."""
     @_builtins.property
     def starts_at(self) -> _timestamp_pb2.Timestamp:
         """Unset: the auction opens at once."""
@@ -75,6 +81,12 @@ class CreateItemRequest(_message.Message):
     @_builtins.property
     def soft_close(self) -> _item_pb2.SoftClose:
         """Optional anti-sniping rule: window and extension 1..86400 s, max_ends_at after ends_at."""
+
+    @_builtins.property
+    def increments(self) -> _containers.RepeatedCompositeFieldContainer[_item_pb2.IncrementStep]:
+        """Optional increment ladder (first from_price 0, strictly rising, at most 32 steps); with it,
+        min_increment is 0 or the first step's increment.
+        """
 
     def __init__(
         self,
@@ -88,13 +100,20 @@ class CreateItemRequest(_message.Message):
         ends_at: _timestamp_pb2.Timestamp | None = ...,
         reserve_price: _builtins.int | None = ...,
         soft_close: _item_pb2.SoftClose | None = ...,
+        increments: _abc.Iterable[_item_pb2.IncrementStep] | None = ...,
+        buy_now_price: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_reserve_price", b"_reserve_price", "ends_at", b"ends_at", "reserve_price", b"reserve_price", "soft_close", b"soft_close", "starts_at", b"starts_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_buy_now_price", b"_buy_now_price", "_reserve_price", b"_reserve_price", "buy_now_price", b"buy_now_price", "ends_at", b"ends_at", "reserve_price", b"reserve_price", "soft_close", b"soft_close", "starts_at", b"starts_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_reserve_price", b"_reserve_price", "currency", b"currency", "description", b"description", "ends_at", b"ends_at", "min_increment", b"min_increment", "reserve_price", b"reserve_price", "soft_close", b"soft_close", "starting_price", b"starting_price", "starts_at", b"starts_at", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buy_now_price", b"_buy_now_price", "_reserve_price", b"_reserve_price", "buy_now_price", b"buy_now_price", "currency", b"currency", "description", b"description", "ends_at", b"ends_at", "increments", b"increments", "min_increment", b"min_increment", "reserve_price", b"reserve_price", "soft_close", b"soft_close", "starting_price", b"starting_price", "starts_at", b"starts_at", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__buy_now_price: _TypeAlias = _typing.Literal["buy_now_price"]  # noqa: Y015
+    _WhichOneofArgType__buy_now_price: _TypeAlias = _typing.Literal["_buy_now_price", b"_buy_now_price"]  # noqa: Y015
     _WhichOneofReturnType__reserve_price: _TypeAlias = _typing.Literal["reserve_price"]  # noqa: Y015
     _WhichOneofArgType__reserve_price: _TypeAlias = _typing.Literal["_reserve_price", b"_reserve_price"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__buy_now_price) -> _WhichOneofReturnType__buy_now_price | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__reserve_price) -> _WhichOneofReturnType__reserve_price | None: ...
 
 Global___CreateItemRequest: _TypeAlias = CreateItemRequest  # noqa: Y015
@@ -219,13 +238,19 @@ class PlaceBidRequest(_message.Message):
     BIDDER_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    MAX_AMOUNT_FIELD_NUMBER: _builtins.int
     item_id: _builtins.str
     bidder: _builtins.str
     """The caller's authenticated identity (the token's `sub`), never a body field."""
     amount: _builtins.int
+    """Bid exactly this (0: none, with max_amount alone)."""
     idempotency_key: _builtins.str
     """Optional; the same bidder and key on the same item within 24 h replays the
     first outcome and places no second bid.
+    """
+    max_amount: _builtins.int
+    """Optional proxy maximum: the platform bids for the bidder up to it (at least amount). Never shown
+    to anyone else: not in events, items or errors.
     """
     def __init__(
         self,
@@ -234,12 +259,15 @@ class PlaceBidRequest(_message.Message):
         bidder: _builtins.str = ...,
         amount: _builtins.int = ...,
         idempotency_key: _builtins.str = ...,
+        max_amount: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_amount", b"_max_amount", "max_amount", b"max_amount"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bidder", b"bidder", "idempotency_key", b"idempotency_key", "item_id", b"item_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_amount", b"_max_amount", "amount", b"amount", "bidder", b"bidder", "idempotency_key", b"idempotency_key", "item_id", b"item_id", "max_amount", b"max_amount"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__max_amount: _TypeAlias = _typing.Literal["max_amount"]  # noqa: Y015
+    _WhichOneofArgType__max_amount: _TypeAlias = _typing.Literal["_max_amount", b"_max_amount"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_amount) -> _WhichOneofReturnType__max_amount | None: ...
 
 Global___PlaceBidRequest: _TypeAlias = PlaceBidRequest  # noqa: Y015
 
@@ -252,9 +280,15 @@ class PlaceBidResponse(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     ITEM_FIELD_NUMBER: _builtins.int
     PLACED_AT_FIELD_NUMBER: _builtins.int
+    LEADING_FIELD_NUMBER: _builtins.int
     bid_id: _builtins.str
+    """The bid's own event; for a bid that placed none (the leader raising their maximum, a maximum
+    beaten at once by the leader's), the item's seq right after it, and amount is the price.
+    """
     seq: _builtins.int
     amount: _builtins.int
+    leading: _builtins.bool
+    """Whether the bidder leads after the bid."""
     @_builtins.property
     def item(self) -> _item_pb2.Item:
         """The item right after this bid."""
@@ -269,14 +303,44 @@ class PlaceBidResponse(_message.Message):
         amount: _builtins.int = ...,
         item: _item_pb2.Item | None = ...,
         placed_at: _timestamp_pb2.Timestamp | None = ...,
+        leading: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item", "placed_at", b"placed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bid_id", b"bid_id", "item", b"item", "placed_at", b"placed_at", "seq", b"seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bid_id", b"bid_id", "item", b"item", "leading", b"leading", "placed_at", b"placed_at", "seq", b"seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PlaceBidResponse: _TypeAlias = PlaceBidResponse  # noqa: Y015
+
+@_typing.final
+class BuyNowRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    BIDDER_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    item_id: _builtins.str
+    bidder: _builtins.str
+    """The caller's authenticated identity (the token's `sub`)."""
+    idempotency_key: _builtins.str
+    """Optional, as for bids (and in the same namespace): a repeat within 24 h gets the first answer
+    again, so a retried buy that won hears that it won.
+    """
+    def __init__(
+        self,
+        *,
+        item_id: _builtins.str = ...,
+        bidder: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder", b"bidder", "idempotency_key", b"idempotency_key", "item_id", b"item_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BuyNowRequest: _TypeAlias = BuyNowRequest  # noqa: Y015
 
 @_typing.final
 class PlaceBidsRequest(_message.Message):

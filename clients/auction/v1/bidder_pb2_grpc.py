@@ -29,7 +29,8 @@ class BidderServiceStub:
     """The only writer of auction state. Rejections use gRPC status codes:
     NOT_FOUND (unknown item), INVALID_ARGUMENT (bad input, idempotency key reused
     with another body), FAILED_PRECONDITION (bid too low, auction not open, auction
-    closed; a google.rpc.ErrorInfo detail carries the reason and `min_next_bid`),
+    closed, buy-now unavailable; a google.rpc.ErrorInfo detail carries the reason and
+    `min_next_bid`),
     UNAVAILABLE (Redis unreachable).
     """
 
@@ -64,13 +65,19 @@ class BidderServiceStub:
                 request_serializer=auction_dot_v1_dot_bidder__pb2.PlaceBidsRequest.SerializeToString,
                 response_deserializer=auction_dot_v1_dot_bidder__pb2.PlaceBidsResponse.FromString,
                 _registered_method=True)
+        self.BuyNow = channel.unary_unary(
+                '/auction.v1.BidderService/BuyNow',
+                request_serializer=auction_dot_v1_dot_bidder__pb2.BuyNowRequest.SerializeToString,
+                response_deserializer=auction_dot_v1_dot_bidder__pb2.PlaceBidResponse.FromString,
+                _registered_method=True)
 
 
 class BidderServiceServicer:
     """The only writer of auction state. Rejections use gRPC status codes:
     NOT_FOUND (unknown item), INVALID_ARGUMENT (bad input, idempotency key reused
     with another body), FAILED_PRECONDITION (bid too low, auction not open, auction
-    closed; a google.rpc.ErrorInfo detail carries the reason and `min_next_bid`),
+    closed, buy-now unavailable; a google.rpc.ErrorInfo detail carries the reason and
+    `min_next_bid`),
     UNAVAILABLE (Redis unreachable).
     """
 
@@ -107,6 +114,15 @@ class BidderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BuyNow(self, request, context):
+        """Buy the item at its buy-now price: while it is open and has no bid yet, it is sold to the caller
+        and closed at once, in one atomic step (a bid event, then `closed`); of concurrent buyers exactly
+        one wins, the others get AUCTION_CLOSED. After the first bid: BUY_NOW_UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BidderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -135,6 +151,11 @@ def add_BidderServiceServicer_to_server(servicer, server):
                     request_deserializer=auction_dot_v1_dot_bidder__pb2.PlaceBidsRequest.FromString,
                     response_serializer=auction_dot_v1_dot_bidder__pb2.PlaceBidsResponse.SerializeToString,
             ),
+            'BuyNow': grpc.unary_unary_rpc_method_handler(
+                    servicer.BuyNow,
+                    request_deserializer=auction_dot_v1_dot_bidder__pb2.BuyNowRequest.FromString,
+                    response_serializer=auction_dot_v1_dot_bidder__pb2.PlaceBidResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'auction.v1.BidderService', rpc_method_handlers)
@@ -147,7 +168,8 @@ class BidderService:
     """The only writer of auction state. Rejections use gRPC status codes:
     NOT_FOUND (unknown item), INVALID_ARGUMENT (bad input, idempotency key reused
     with another body), FAILED_PRECONDITION (bid too low, auction not open, auction
-    closed; a google.rpc.ErrorInfo detail carries the reason and `min_next_bid`),
+    closed, buy-now unavailable; a google.rpc.ErrorInfo detail carries the reason and
+    `min_next_bid`),
     UNAVAILABLE (Redis unreachable).
     """
 
@@ -276,6 +298,33 @@ class BidderService:
             '/auction.v1.BidderService/PlaceBids',
             auction_dot_v1_dot_bidder__pb2.PlaceBidsRequest.SerializeToString,
             auction_dot_v1_dot_bidder__pb2.PlaceBidsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BuyNow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/auction.v1.BidderService/BuyNow',
+            auction_dot_v1_dot_bidder__pb2.BuyNowRequest.SerializeToString,
+            auction_dot_v1_dot_bidder__pb2.PlaceBidResponse.FromString,
             options,
             channel_credentials,
             insecure,

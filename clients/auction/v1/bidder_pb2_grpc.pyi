@@ -30,7 +30,8 @@ class BidderServiceStub:
     """The only writer of auction state. Rejections use gRPC status codes:
     NOT_FOUND (unknown item), INVALID_ARGUMENT (bad input, idempotency key reused
     with another body), FAILED_PRECONDITION (bid too low, auction not open, auction
-    closed; a google.rpc.ErrorInfo detail carries the reason and `min_next_bid`),
+    closed, buy-now unavailable; a google.rpc.ErrorInfo detail carries the reason and
+    `min_next_bid`),
     UNAVAILABLE (Redis unreachable).
     """
 
@@ -47,13 +48,19 @@ class BidderServiceStub:
     Each outcome is exactly what PlaceBid would have answered for that bid alone; bids on
     the same item are applied in request order, in one atomic Redis step per item.
     """
+    BuyNow: _grpc.UnaryUnaryMultiCallable[_bidder_pb2.BuyNowRequest, _bidder_pb2.PlaceBidResponse]
+    """Buy the item at its buy-now price: while it is open and has no bid yet, it is sold to the caller
+    and closed at once, in one atomic step (a bid event, then `closed`); of concurrent buyers exactly
+    one wins, the others get AUCTION_CLOSED. After the first bid: BUY_NOW_UNAVAILABLE.
+    """
 
 @_typing.type_check_only
 class BidderServiceAsyncStub(BidderServiceStub):
     """The only writer of auction state. Rejections use gRPC status codes:
     NOT_FOUND (unknown item), INVALID_ARGUMENT (bad input, idempotency key reused
     with another body), FAILED_PRECONDITION (bid too low, auction not open, auction
-    closed; a google.rpc.ErrorInfo detail carries the reason and `min_next_bid`),
+    closed, buy-now unavailable; a google.rpc.ErrorInfo detail carries the reason and
+    `min_next_bid`),
     UNAVAILABLE (Redis unreachable).
     """
 
@@ -67,12 +74,18 @@ class BidderServiceAsyncStub(BidderServiceStub):
     Each outcome is exactly what PlaceBid would have answered for that bid alone; bids on
     the same item are applied in request order, in one atomic Redis step per item.
     """
+    BuyNow: _aio.UnaryUnaryMultiCallable[_bidder_pb2.BuyNowRequest, _bidder_pb2.PlaceBidResponse]  # type: ignore[assignment]
+    """Buy the item at its buy-now price: while it is open and has no bid yet, it is sold to the caller
+    and closed at once, in one atomic step (a bid event, then `closed`); of concurrent buyers exactly
+    one wins, the others get AUCTION_CLOSED. After the first bid: BUY_NOW_UNAVAILABLE.
+    """
 
 class BidderServiceServicer(metaclass=_abc_1.ABCMeta):
     """The only writer of auction state. Rejections use gRPC status codes:
     NOT_FOUND (unknown item), INVALID_ARGUMENT (bad input, idempotency key reused
     with another body), FAILED_PRECONDITION (bid too low, auction not open, auction
-    closed; a google.rpc.ErrorInfo detail carries the reason and `min_next_bid`),
+    closed, buy-now unavailable; a google.rpc.ErrorInfo detail carries the reason and
+    `min_next_bid`),
     UNAVAILABLE (Redis unreachable).
     """
 
@@ -113,6 +126,17 @@ class BidderServiceServicer(metaclass=_abc_1.ABCMeta):
         """Group commit: many bids in one call, each with its own outcome, in request order.
         Each outcome is exactly what PlaceBid would have answered for that bid alone; bids on
         the same item are applied in request order, in one atomic Redis step per item.
+        """
+
+    @_abc_1.abstractmethod
+    def BuyNow(
+        self,
+        request: _bidder_pb2.BuyNowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_bidder_pb2.PlaceBidResponse, _abc.Awaitable[_bidder_pb2.PlaceBidResponse]]:
+        """Buy the item at its buy-now price: while it is open and has no bid yet, it is sold to the caller
+        and closed at once, in one atomic step (a bid event, then `closed`); of concurrent buyers exactly
+        one wins, the others get AUCTION_CLOSED. After the first bid: BUY_NOW_UNAVAILABLE.
         """
 
 def add_BidderServiceServicer_to_server(servicer: BidderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -103,6 +103,7 @@ class BidAccepted(_message.Message):
     CURRENCY_FIELD_NUMBER: _builtins.int
     CURRENT_PRICE_FIELD_NUMBER: _builtins.int
     MIN_NEXT_BID_FIELD_NUMBER: _builtins.int
+    PROXY_FIELD_NUMBER: _builtins.int
     bid_id: _builtins.str
     bidder: _builtins.str
     amount: _builtins.int
@@ -110,6 +111,8 @@ class BidAccepted(_message.Message):
     current_price: _builtins.int
     """The item's price and next minimum right after this bid."""
     min_next_bid: _builtins.int
+    proxy: _builtins.bool
+    """The platform placed this bid for the bidder's maximum (which no event carries)."""
     def __init__(
         self,
         *,
@@ -119,10 +122,11 @@ class BidAccepted(_message.Message):
         currency: _builtins.str = ...,
         current_price: _builtins.int = ...,
         min_next_bid: _builtins.int = ...,
+        proxy: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bid_id", b"bid_id", "bidder", b"bidder", "currency", b"currency", "current_price", b"current_price", "min_next_bid", b"min_next_bid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bid_id", b"bid_id", "bidder", b"bidder", "currency", b"currency", "current_price", b"current_price", "min_next_bid", b"min_next_bid", "proxy", b"proxy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

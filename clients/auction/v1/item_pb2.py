@@ -25,21 +25,23 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61uction/v1/item.proto\x12\nauction.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x04\n\x04Item\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12&\n\x06status\x18\x05 \x01(\x0e\x32\x16.auction.v1.ItemStatus\x12\x16\n\x0estarting_price\x18\x06 \x01(\x03\x12\x15\n\rmin_increment\x18\x07 \x01(\x03\x12\x1a\n\rcurrent_price\x18\x08 \x01(\x03H\x00\x88\x01\x01\x12\x1b\n\x0ehighest_bidder\x18\t \x01(\tH\x01\x88\x01\x01\x12\x11\n\tbid_count\x18\n \x01(\x03\x12\x14\n\x0cmin_next_bid\x18\x0b \x01(\x03\x12-\n\tstarts_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03seq\x18\x0e \x01(\x03\x12.\n\ncreated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\nsoft_close\x18\x10 \x01(\x0b\x32\x15.auction.v1.SoftClose\x12\x18\n\x0breserve_met\x18\x11 \x01(\x08H\x02\x88\x01\x01\x12\x1a\n\rreserve_price\x18\x12 \x01(\x03H\x03\x88\x01\x01\x12)\n\x06result\x18\x13 \x01(\x0b\x32\x19.auction.v1.AuctionResultB\x10\n\x0e_current_priceB\x11\n\x0f_highest_bidderB\x0e\n\x0c_reserve_metB\x10\n\x0e_reserve_price\"o\n\tSoftClose\x12\x16\n\x0ewindow_seconds\x18\x01 \x01(\x03\x12\x19\n\x11\x65xtension_seconds\x18\x02 \x01(\x03\x12/\n\x0bmax_ends_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb5\x01\n\rAuctionResult\x12+\n\x07outcome\x18\x01 \x01(\x0e\x32\x1a.auction.v1.AuctionOutcome\x12\x13\n\x06winner\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x66inal_price\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12-\n\tclosed_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\t\n\x07_winnerB\x0e\n\x0c_final_price*r\n\nItemStatus\x12\x1b\n\x17ITEM_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15ITEM_STATUS_SCHEDULED\x10\x01\x12\x14\n\x10ITEM_STATUS_OPEN\x10\x02\x12\x16\n\x12ITEM_STATUS_CLOSED\x10\x03*h\n\x0e\x41uctionOutcome\x12\x1f\n\x1b\x41UCTION_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41UCTION_OUTCOME_SOLD\x10\x01\x12\x1b\n\x17\x41UCTION_OUTCOME_NO_SALE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61uction/v1/item.proto\x12\nauction.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x05\n\x04Item\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12&\n\x06status\x18\x05 \x01(\x0e\x32\x16.auction.v1.ItemStatus\x12\x16\n\x0estarting_price\x18\x06 \x01(\x03\x12\x15\n\rmin_increment\x18\x07 \x01(\x03\x12\x1a\n\rcurrent_price\x18\x08 \x01(\x03H\x00\x88\x01\x01\x12\x1b\n\x0ehighest_bidder\x18\t \x01(\tH\x01\x88\x01\x01\x12\x11\n\tbid_count\x18\n \x01(\x03\x12\x14\n\x0cmin_next_bid\x18\x0b \x01(\x03\x12-\n\tstarts_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03seq\x18\x0e \x01(\x03\x12.\n\ncreated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\nsoft_close\x18\x10 \x01(\x0b\x32\x15.auction.v1.SoftClose\x12\x18\n\x0breserve_met\x18\x11 \x01(\x08H\x02\x88\x01\x01\x12\x1a\n\rreserve_price\x18\x12 \x01(\x03H\x03\x88\x01\x01\x12)\n\x06result\x18\x13 \x01(\x0b\x32\x19.auction.v1.AuctionResult\x12-\n\nincrements\x18\x14 \x03(\x0b\x32\x19.auction.v1.IncrementStep\x12\x1a\n\rbuy_now_price\x18\x15 \x01(\x03H\x04\x88\x01\x01\x42\x10\n\x0e_current_priceB\x11\n\x0f_highest_bidderB\x0e\n\x0c_reserve_metB\x10\n\x0e_reserve_priceB\x10\n\x0e_buy_now_price\"6\n\rIncrementStep\x12\x12\n\nfrom_price\x18\x01 \x01(\x03\x12\x11\n\tincrement\x18\x02 \x01(\x03\"o\n\tSoftClose\x12\x16\n\x0ewindow_seconds\x18\x01 \x01(\x03\x12\x19\n\x11\x65xtension_seconds\x18\x02 \x01(\x03\x12/\n\x0bmax_ends_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb5\x01\n\rAuctionResult\x12+\n\x07outcome\x18\x01 \x01(\x0e\x32\x1a.auction.v1.AuctionOutcome\x12\x13\n\x06winner\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x66inal_price\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12-\n\tclosed_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\t\n\x07_winnerB\x0e\n\x0c_final_price*r\n\nItemStatus\x12\x1b\n\x17ITEM_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15ITEM_STATUS_SCHEDULED\x10\x01\x12\x14\n\x10ITEM_STATUS_OPEN\x10\x02\x12\x16\n\x12ITEM_STATUS_CLOSED\x10\x03*h\n\x0e\x41uctionOutcome\x12\x1f\n\x1b\x41UCTION_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41UCTION_OUTCOME_SOLD\x10\x01\x12\x1b\n\x17\x41UCTION_OUTCOME_NO_SALE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'auction.v1.item_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ITEMSTATUS']._serialized_start=991
-  _globals['_ITEMSTATUS']._serialized_end=1105
-  _globals['_AUCTIONOUTCOME']._serialized_start=1107
-  _globals['_AUCTIONOUTCOME']._serialized_end=1211
+  _globals['_ITEMSTATUS']._serialized_start=1140
+  _globals['_ITEMSTATUS']._serialized_end=1254
+  _globals['_AUCTIONOUTCOME']._serialized_start=1256
+  _globals['_AUCTIONOUTCOME']._serialized_end=1360
   _globals['_ITEM']._serialized_start=71
-  _globals['_ITEM']._serialized_end=692
-  _globals['_SOFTCLOSE']._serialized_start=694
-  _globals['_SOFTCLOSE']._serialized_end=805
-  _globals['_AUCTIONRESULT']._serialized_start=808
-  _globals['_AUCTIONRESULT']._serialized_end=989
+  _globals['_ITEM']._serialized_end=785
+  _globals['_INCREMENTSTEP']._serialized_start=787
+  _globals['_INCREMENTSTEP']._serialized_end=841
+  _globals['_SOFTCLOSE']._serialized_start=843
+  _globals['_SOFTCLOSE']._serialized_end=954
+  _globals['_AUCTIONRESULT']._serialized_start=957
+  _globals['_AUCTIONRESULT']._serialized_end=1138
 # @@protoc_insertion_point(module_scope)

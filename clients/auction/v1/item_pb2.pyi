@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -82,6 +84,8 @@ class Item(_message.Message):
     RESERVE_MET_FIELD_NUMBER: _builtins.int
     RESERVE_PRICE_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
+    INCREMENTS_FIELD_NUMBER: _builtins.int
+    BUY_NOW_PRICE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     title: _builtins.str
     description: _builtins.str
@@ -96,13 +100,15 @@ class Item(_message.Message):
     """Unset before the first accepted bid."""
     bid_count: _builtins.int
     min_next_bid: _builtins.int
-    """starting_price before the first bid, then current_price + min_increment."""
+    """starting_price before the first bid, then current_price + the increment at current_price."""
     seq: _builtins.int
     """The seq of the item's latest event (1 = created)."""
     reserve_met: _builtins.bool
     """Whether the current price meets the reserve; unset when the item has no reserve."""
     reserve_price: _builtins.int
     """The hidden reserve: set by the bidder when there is one; the edge shows it to admins only."""
+    buy_now_price: _builtins.int
+    """Set when the item offers buy-now (while open and before the first bid)."""
     @_builtins.property
     def starts_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -116,6 +122,10 @@ class Item(_message.Message):
     @_builtins.property
     def result(self) -> Global___AuctionResult:
         """Unset until the auction is closed; then its one result."""
+
+    @_builtins.property
+    def increments(self) -> _containers.RepeatedCompositeFieldContainer[Global___IncrementStep]:
+        """The increment ladder as created (empty: min_increment at every price); min_next_bid follows it."""
 
     def __init__(
         self,
@@ -139,11 +149,15 @@ class Item(_message.Message):
         reserve_met: _builtins.bool | None = ...,
         reserve_price: _builtins.int | None = ...,
         result: Global___AuctionResult | None = ...,
+        increments: _abc.Iterable[Global___IncrementStep] | None = ...,
+        buy_now_price: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_current_price", b"_current_price", "_highest_bidder", b"_highest_bidder", "_reserve_met", b"_reserve_met", "_reserve_price", b"_reserve_price", "created_at", b"created_at", "current_price", b"current_price", "ends_at", b"ends_at", "highest_bidder", b"highest_bidder", "reserve_met", b"reserve_met", "reserve_price", b"reserve_price", "result", b"result", "soft_close", b"soft_close", "starts_at", b"starts_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_buy_now_price", b"_buy_now_price", "_current_price", b"_current_price", "_highest_bidder", b"_highest_bidder", "_reserve_met", b"_reserve_met", "_reserve_price", b"_reserve_price", "buy_now_price", b"buy_now_price", "created_at", b"created_at", "current_price", b"current_price", "ends_at", b"ends_at", "highest_bidder", b"highest_bidder", "reserve_met", b"reserve_met", "reserve_price", b"reserve_price", "result", b"result", "soft_close", b"soft_close", "starts_at", b"starts_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_current_price", b"_current_price", "_highest_bidder", b"_highest_bidder", "_reserve_met", b"_reserve_met", "_reserve_price", b"_reserve_price", "bid_count", b"bid_count", "created_at", b"created_at", "currency", b"currency", "current_price", b"current_price", "description", b"description", "ends_at", b"ends_at", "highest_bidder", b"highest_bidder", "id", b"id", "min_increment", b"min_increment", "min_next_bid", b"min_next_bid", "reserve_met", b"reserve_met", "reserve_price", b"reserve_price", "result", b"result", "seq", b"seq", "soft_close", b"soft_close", "starting_price", b"starting_price", "starts_at", b"starts_at", "status", b"status", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buy_now_price", b"_buy_now_price", "_current_price", b"_current_price", "_highest_bidder", b"_highest_bidder", "_reserve_met", b"_reserve_met", "_reserve_price", b"_reserve_price", "bid_count", b"bid_count", "buy_now_price", b"buy_now_price", "created_at", b"created_at", "currency", b"currency", "current_price", b"current_price", "description", b"description", "ends_at", b"ends_at", "highest_bidder", b"highest_bidder", "id", b"id", "increments", b"increments", "min_increment", b"min_increment", "min_next_bid", b"min_next_bid", "reserve_met", b"reserve_met", "reserve_price", b"reserve_price", "result", b"result", "seq", b"seq", "soft_close", b"soft_close", "starting_price", b"starting_price", "starts_at", b"starts_at", "status", b"status", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__buy_now_price: _TypeAlias = _typing.Literal["buy_now_price"]  # noqa: Y015
+    _WhichOneofArgType__buy_now_price: _TypeAlias = _typing.Literal["_buy_now_price", b"_buy_now_price"]  # noqa: Y015
     _WhichOneofReturnType__current_price: _TypeAlias = _typing.Literal["current_price"]  # noqa: Y015
     _WhichOneofArgType__current_price: _TypeAlias = _typing.Literal["_current_price", b"_current_price"]  # noqa: Y015
     _WhichOneofReturnType__highest_bidder: _TypeAlias = _typing.Literal["highest_bidder"]  # noqa: Y015
@@ -152,6 +166,8 @@ class Item(_message.Message):
     _WhichOneofArgType__reserve_met: _TypeAlias = _typing.Literal["_reserve_met", b"_reserve_met"]  # noqa: Y015
     _WhichOneofReturnType__reserve_price: _TypeAlias = _typing.Literal["reserve_price"]  # noqa: Y015
     _WhichOneofArgType__reserve_price: _TypeAlias = _typing.Literal["_reserve_price", b"_reserve_price"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__buy_now_price) -> _WhichOneofReturnType__buy_now_price | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__current_price) -> _WhichOneofReturnType__current_price | None: ...
     @_typing.overload
@@ -162,6 +178,32 @@ class Item(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__reserve_price) -> _WhichOneofReturnType__reserve_price | None: ...
 
 Global___Item: _TypeAlias = Item  # noqa: Y015
+
+@_typing.final
+class IncrementStep(_message.Message):
+    """One step of an increment ladder: at prices from `from_price` on (up to the next step's), bids rise
+    by `increment`. The first step's from_price is 0; from_price strictly rises.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_PRICE_FIELD_NUMBER: _builtins.int
+    INCREMENT_FIELD_NUMBER: _builtins.int
+    from_price: _builtins.int
+    increment: _builtins.int
+    def __init__(
+        self,
+        *,
+        from_price: _builtins.int = ...,
+        increment: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_price", b"from_price", "increment", b"increment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IncrementStep: _TypeAlias = IncrementStep  # noqa: Y015
 
 @_typing.final
 class SoftClose(_message.Message):
