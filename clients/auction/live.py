@@ -331,7 +331,44 @@ class StreamDecoder:
         return now + timedelta(seconds=self.server_offset or 0.0)
 
 
-class ItemStream:
+class ReconnectingStream:
+    """What every fan-out stream of the SDK shares: its connection, reconnect backoff (full jitter),
+    `aclose` and the async context manager. Subclasses read frames and decide what is final."""
+
+    def __init__(self, backoff_initial: float, backoff_max: float, max_attempts: int | None) -> None:
+        self.connects = 0
+        self._backoff = (backoff_initial, backoff_max)
+        self._max_attempts = max_attempts
+        self._connection: ClientConnection | None = None
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True once `aclose` was called."""
+        return self._closed
+
+    def _delay(self, failures: int) -> float:
+        """Full jitter: uniform in [0, min(max, initial * 2**(failures-1))]."""
+        initial, cap = self._backoff
+        return random.uniform(0, min(cap, initial * 2 ** (failures - 1)))
+
+    async def aclose(self) -> None:
+        """Stop: the iteration ends after the frame being handled."""
+        self._closed = True
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class ItemStream(ReconnectingStream):
     """Async iterator over one item's events; see the module docstring. Use `watch_item` to make one."""
 
     def __init__(
@@ -351,11 +388,9 @@ class ItemStream:
     ) -> None:
         self.url = f"{base_url.rstrip('/')}/ws/items/{quote(item_id, safe='')}"
         self.item_id = item_id
+        super().__init__(backoff_initial, backoff_max, max_attempts)
         self.decoder = StreamDecoder(since)
-        self.connects = 0
         self._origin = origin
-        self._backoff = (backoff_initial, backoff_max)
-        self._max_attempts = max_attempts
         self._options: dict[str, Any] = {
             "open_timeout": open_timeout,
             "ping_interval": ping_interval,
@@ -365,13 +400,6 @@ class ItemStream:
             "max_size": 16 * 1024 * 1024,
             **(connect_options or {}),
         }
-        self._connection: ClientConnection | None = None
-        self._closed = False
-
-    @property
-    def closed(self) -> bool:
-        """True once `aclose` was called."""
-        return self._closed
 
     @property
     def finished(self) -> bool:
@@ -439,26 +467,6 @@ class ItemStream:
         if code in _FATAL_CLOSE or (4000 <= code < 5000):
             detail = self.decoder.error or (exc.rcvd.reason if exc.rcvd is not None else "")
             raise LiveStreamError(f"closed with {code}: {detail}") from exc
-
-    def _delay(self, failures: int) -> float:
-        """Full jitter: uniform in [0, min(max, initial * 2**(failures-1))]."""
-        initial, cap = self._backoff
-        return random.uniform(0, min(cap, initial * 2 ** (failures - 1)))
-
-    async def aclose(self) -> None:
-        """Stop: the iteration ends after the event being handled."""
-        self._closed = True
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                await self._connection.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 def watch_item(base_url: str, item_id: str, *, since: int | None = None, **options: Any) -> ItemStream:

@@ -19,21 +19,18 @@ once, so the stream drops repeats (same kind, item and `seq`). On a dropped conn
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Literal, Self, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
-from auction.live import LiveStreamError
+from auction.live import LiveStreamError, ReconnectingStream
 
 __all__ = [
     "AuctionExtended",
@@ -163,7 +160,7 @@ class NoticeDecoder:
         return notice_of(message)
 
 
-class NoticeStream:
+class NoticeStream(ReconnectingStream):
     """Async iterator over the token's notices; see the module docstring. Use `watch_notices`."""
 
     def __init__(
@@ -181,12 +178,10 @@ class NoticeStream:
         ping_timeout: float | None = 20.0,
     ) -> None:
         self.url = f"{base_url.rstrip('/')}/ws/me"
+        super().__init__(backoff_initial, backoff_max, max_attempts)
         self.decoder = NoticeDecoder()
-        self.connects = 0
         self._token = token
         self._auth = auth
-        self._backoff = (backoff_initial, backoff_max)
-        self._max_attempts = max_attempts
         self._options: dict[str, Any] = {
             "origin": origin,
             "open_timeout": open_timeout,
@@ -197,14 +192,7 @@ class NoticeStream:
         }
         if auth == "header":
             self._options["subprotocols"] = [Subprotocol("bearer"), Subprotocol(token)]
-        self._connection: ClientConnection | None = None
-        self._closed = False
         self.ready = asyncio.Event()
-
-    @property
-    def closed(self) -> bool:
-        """True once `aclose` was called."""
-        return self._closed
 
     @property
     def bidder(self) -> str | None:
@@ -255,26 +243,6 @@ class NoticeStream:
         if code in _FATAL_CLOSE or (4000 <= code < 5000):
             detail = self.decoder.error or reason
             raise LiveStreamError(f"closed with {code}: {detail}") from exc
-
-    def _delay(self, failures: int) -> float:
-        """Full jitter: uniform in [0, min(max, initial * 2**(failures-1))]."""
-        initial, cap = self._backoff
-        return random.uniform(0, min(cap, initial * 2 ** (failures - 1)))
-
-    async def aclose(self) -> None:
-        """Stop: the iteration ends after the notice being handled."""
-        self._closed = True
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                await self._connection.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 def watch_notices(token: str, base_url: str = DEFAULT_WS_URL, **options: Any) -> NoticeStream:
