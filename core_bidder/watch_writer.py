@@ -10,7 +10,7 @@ strategies and the model in step; the property test holds the Lua step to both.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import orjson
@@ -96,8 +96,36 @@ class WatchBidWriter(WriterBase):
 
     async def place_bid(self, keys: ItemKeys, bid: BidInput) -> Reply:
         idem_key = keys.idempotency(bid.bidder, bid.idempotency_key) if bid.idempotency_key else None
-        watched = [keys.item] if idem_key is None else [keys.item, idem_key]
         signature = bid_signature(bid.amount, bid.max_amount)
+        return await self._transact(
+            keys, idem_key, signature, lambda pipe: self._decide_and_queue(pipe, keys, bid)
+        )
+
+    async def buy_now(self, keys: ItemKeys, buyer: str, idempotency_key: str = "") -> Reply:
+        idem_key = keys.idempotency(buyer, idempotency_key) if idempotency_key else None
+
+        async def decide(pipe: Pipeline) -> Reply | None:
+            fields = await pipe.hmget(keys.item, _DECISION_FIELDS)
+            if fields[0] is None:
+                return None
+            item = _Item(fields)
+            now_ms = await _time_ms(pipe)
+            pipe.multi()  # type: ignore[no-untyped-call]
+            return self._queue_buy(pipe, keys, item, buyer, now_ms)
+
+        return await self._transact(keys, idem_key, BUY_SIGNATURE, decide)
+
+    async def _transact(
+        self,
+        keys: ItemKeys,
+        idem_key: str | None,
+        signature: str,
+        decide: Callable[[Pipeline], Awaitable[Reply | None]],
+    ) -> Reply:
+        """One optimistic transaction on the item, retried on a WATCH conflict: a stored answer for the
+        idempotency key is replayed; otherwise `decide` reads under WATCH and queues the writes (None:
+        no such item), and the answer is stored under the key in the same EXEC."""
+        watched = [keys.item] if idem_key is None else [keys.item, idem_key]
         async with self._server.pipeline(transaction=True) as pipe:
             for attempt in range(self._max_attempts):
                 try:
@@ -107,7 +135,7 @@ class WatchBidWriter(WriterBase):
                         if prior is not None:
                             await pipe.unwatch()  # type: ignore[no-untyped-call]
                             return replay_of(text_of(prior), signature)
-                    reply = await self._decide_and_queue(pipe, keys, bid)
+                    reply = await decide(pipe)
                     if reply is None:
                         await pipe.unwatch()  # type: ignore[no-untyped-call]
                         return list(_NOT_FOUND)
@@ -119,35 +147,6 @@ class WatchBidWriter(WriterBase):
                 except WatchError:
                     self._conflict(keys, attempt)
         log.warning("watch_gave_up", item_id=keys.item_id, attempts=self._max_attempts)
-        raise StoreUnavailable(f"too much contention on item {keys.item_id}; try again")
-
-    async def buy_now(self, keys: ItemKeys, buyer: str, idempotency_key: str = "") -> Reply:
-        idem_key = keys.idempotency(buyer, idempotency_key) if idempotency_key else None
-        watched = [keys.item] if idem_key is None else [keys.item, idem_key]
-        async with self._server.pipeline(transaction=True) as pipe:
-            for attempt in range(self._max_attempts):
-                try:
-                    await pipe.watch(*watched)
-                    if idem_key is not None:
-                        prior = await pipe.get(idem_key)
-                        if prior is not None:
-                            await pipe.unwatch()  # type: ignore[no-untyped-call]
-                            return replay_of(text_of(prior), BUY_SIGNATURE)
-                    fields = await pipe.hmget(keys.item, _DECISION_FIELDS)
-                    if fields[0] is None:
-                        await pipe.unwatch()  # type: ignore[no-untyped-call]
-                        return list(_NOT_FOUND)
-                    item = _Item(fields)
-                    now_ms = await _time_ms(pipe)
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    reply = self._queue_buy(pipe, keys, item, buyer, now_ms)
-                    if idem_key is not None:
-                        record = BUY_SIGNATURE + "\n" + orjson.dumps(reply).decode()
-                        pipe.set(idem_key, record, px=self._ttl_ms)
-                    await pipe.execute()
-                    return reply
-                except WatchError:
-                    self._conflict(keys, attempt)
         raise StoreUnavailable(f"too much contention on item {keys.item_id}; try again")
 
     def _conflict(self, keys: ItemKeys, attempt: int) -> None:
