@@ -145,6 +145,9 @@ def live_state(
         if leader_max is not None and leader_max > last.amount:
             fields[ItemField.LEADER_MAX.value] = str(leader_max)
     if closed is not None:
+        # A buy-now closes before the end, which `buy_now.lua` moves to that moment; a close by the
+        # closer comes at or after the end, which stays.
+        fields[ItemField.ENDS_MS.value] = str(min(item.ends_ms, closed.closed_ms))
         fields[ItemField.OUTCOME.value] = closed.outcome.value
         if closed.winner is not None:
             fields[ItemField.WINNER.value] = closed.winner
