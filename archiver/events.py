@@ -176,7 +176,10 @@ def _project(rows: Rows, event: events_pb2.Event, kind: str | None, data: bytes)
                 min_next_bid=bid.min_next_bid,
                 placed_at=utc(event.occurred_at),
                 proxy=bid.proxy,
-                leader_max=bid.leader_max if bid.HasField("leader_max") else None,
+                # An audit value that cannot be right is dropped: it never holds the bid back.
+                leader_max=bid.leader_max
+                if bid.HasField("leader_max") and bid.leader_max > bid.amount
+                else None,
             )
         )
     elif kind == "maximum_raised":
@@ -262,8 +265,6 @@ def _problem(event: events_pb2.Event, kind: str | None) -> str | None:
     if kind == "bid_accepted":
         bid = event.bid_accepted
         texts += [bid.bid_id, bid.bidder, bid.currency]
-        if bid.HasField("leader_max") and bid.leader_max <= bid.amount:
-            return "bid_accepted with a leader maximum not above its amount"
     elif kind == "maximum_raised":
         if not event.HasField("occurred_at") or event.maximum_raised.max_amount < 1:
             return "maximum_raised without its time or maximum"

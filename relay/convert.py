@@ -91,10 +91,8 @@ def _bid(doc: dict[str, Any], leader_max: bytes | str | None) -> events_pb2.Even
         min_next_bid=doc["min_next_bid"],
         proxy=doc.get("proxy") is True,
     )
-    if leader_max is not None:
-        top = int(leader_max)
-        if top <= bid.amount:
-            raise ValueError("a leader's maximum is above the bid's amount")
+    top = _audit_max(leader_max)
+    if top is not None and top > bid.amount:  # an audit value that cannot be right never holds a bid back
         bid.leader_max = top
     return events_pb2.Event(
         event_id=event_id_of(item_id, seq),
@@ -103,6 +101,12 @@ def _bid(doc: dict[str, Any], leader_max: bytes | str | None) -> events_pb2.Even
         occurred_at=timestamp(parse_ms(doc["placed_at"])),
         bid_accepted=bid,
     )
+
+
+def _audit_max(raw: bytes | str | None) -> int | None:
+    """A bid entry's audit maximum as a number; None when absent or not a decimal count."""
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+    return int(text) if text and text.isascii() and text.isdecimal() and len(text) <= 18 else None
 
 
 def _raised(doc: dict[str, Any]) -> events_pb2.Event:

@@ -91,7 +91,7 @@ def test_proxy_bids_and_bid_kinds_reach_the_archive_as_they_were_made() -> None:
 
 
 def test_the_leaders_maximum_rides_to_the_archive_only_in_its_audit_fields() -> None:
-    """A bid entry's audit field becomes `BidAccepted.leader_max` (never one not above the amount); a
+    """A bid entry's audit field becomes `BidAccepted.leader_max` (an impossible one is dropped); a
     raise's outbox-only record becomes `MaximumRaised`, keyed by item, seq and the new maximum; the
     archive's rows keep both, the proxy flag, and the item's ladder and buy-now price."""
     raw = bid_event("lot-7", 4, "ann", 120, CREATED_MS + 4000, 125, currency="EUR", proxy=True)
@@ -99,8 +99,8 @@ def test_the_leaders_maximum_rides_to_the_archive_only_in_its_audit_fields() -> 
     bid = events_pb2.Event.FromString(message.payload).bid_accepted
     assert (bid.amount, bid.proxy, bid.leader_max) == (120, True, 300)
     assert not to_event(decode(bid_json(5, 130))).bid_accepted.HasField("leader_max")
-    with pytest.raises(BadEntry):
-        to_event(decode(raw), b"120")
+    for spoiled in (b"120", b"x", b"-5"):  # an impossible audit value is dropped, the bid kept
+        assert not to_event(decode(raw), spoiled).bid_accepted.HasField("leader_max")
     raised = outgoing(decode(max_raised_entry("lot-7", 4, "ann", 450, CREATED_MS + 4500)), "auction.events")
     assert (raised.event_id, raised.subject) == ("lot-7.4.max.450", "auction.events.lot-7")
     event = events_pb2.Event.FromString(raised.payload)
@@ -122,6 +122,10 @@ def test_the_leaders_maximum_rides_to_the_archive_only_in_its_audit_fields() -> 
         ("lot-7.4.max.450", 4, "ann", 450)
     ]
     assert (rows.others, rows.dead) == ([], [])
+    odd = events_pb2.Event.FromString(message.payload)
+    odd.bid_accepted.leader_max = 120  # not above the amount: dropped, the bid archived all the same
+    (kept,) = rows_of([incoming(9, odd.SerializeToString())]).bids
+    assert (kept.seq, kept.leader_max) == (4, None)
 
 
 @pytest.mark.parametrize(
