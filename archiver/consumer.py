@@ -161,6 +161,7 @@ class EventConsumer:
         metrics.ARCHIVED.labels("extensions").inc(written.extensions)
         metrics.ARCHIVED.labels("auction_results").inc(written.results)
         metrics.ARCHIVED.labels("other_events").inc(written.others)
+        metrics.ARCHIVED.labels("max_raises").inc(written.raises)
         metrics.DEAD_LETTERS.inc(written.dead)
         attempted = len(rows) - len(rows.dead)
         metrics.DUPLICATES.inc(max(attempted - written.events, 0))

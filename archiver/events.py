@@ -1,9 +1,11 @@
 """Events to rows, without I/O: what the archive stores for each kind of event.
 
-- ItemCreated -> `items` (with its soft close rule and hidden reserve); BidAccepted -> `bids` (with the
-  bid's currency, or the item's when the event has none); AuctionExtended -> `extensions` (and the
-  item's effective `ends_at` moves); AuctionClosed -> `auction_results`, the item's one result row;
-  any later kind -> `other_events`, whole, so nothing is dropped before the archive learns to project it.
+- ItemCreated -> `items` (with its soft close rule, hidden reserve, increment ladder and buy-now price);
+  BidAccepted -> `bids` (with the bid's currency, or the item's when the event has none, its proxy flag
+  and, AUDIT ONLY, the leader's maximum); AuctionExtended -> `extensions` (and the item's effective
+  `ends_at` moves); AuctionClosed -> `auction_results`, the item's one result row; MaximumRaised (AUDIT
+  ONLY) -> `max_raises`; any later kind -> `other_events`, whole, so nothing is dropped before the archive
+  learns to project it. The audit columns are never read by a public call (`archiver/history.py`).
 - A message that is not a valid event -> `dead_letters` with its raw bytes, so it is acked (it could
   never succeed) without being lost.
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+import orjson
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -48,6 +51,9 @@ class ItemRow(NamedTuple):
     soft_extension_seconds: int | None = None
     soft_max_ends_at: datetime | None = None
     reserve_price: int | None = None
+    # The ladder as JSON text ([{"from", "increment"}, ...]; None: none) and the buy-now price.
+    increments: str | None = None
+    buy_now_price: int | None = None
 
 
 class BidRow(NamedTuple):
@@ -60,6 +66,20 @@ class BidRow(NamedTuple):
     current_price: int
     min_next_bid: int
     placed_at: datetime
+    proxy: bool = False
+    # AUDIT ONLY, never public: the maximum the bidder led with after this bid, when above the amount.
+    leader_max: int | None = None
+
+
+class RaiseRow(NamedTuple):
+    """AUDIT ONLY, never public: the leader raised their own maximum after the item's event `seq`."""
+
+    event_id: str
+    item_id: str
+    seq: int
+    bidder: str
+    max_amount: int
+    raised_at: datetime
 
 
 class ExtensionRow(NamedTuple):
@@ -104,12 +124,13 @@ class Rows:
     extensions: list[ExtensionRow] = field(default_factory=list)
     results: list[ResultRow] = field(default_factory=list)
     others: list[OtherRow] = field(default_factory=list)
+    raises: list[RaiseRow] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     # Event ids seen in this batch (repeats dropped).
     seen: set[str] = field(default_factory=set)
 
     def __len__(self) -> int:
-        tables = (self.items, self.bids, self.extensions, self.results, self.others, self.dead)
+        tables = (self.items, self.bids, self.extensions, self.results, self.others, self.raises, self.dead)
         return sum(len(rows) for rows in tables)
 
 
@@ -154,6 +175,23 @@ def _project(rows: Rows, event: events_pb2.Event, kind: str | None, data: bytes)
                 current_price=bid.current_price,
                 min_next_bid=bid.min_next_bid,
                 placed_at=utc(event.occurred_at),
+                proxy=bid.proxy,
+                # An audit value that cannot be right is dropped: it never holds the bid back.
+                leader_max=bid.leader_max
+                if bid.HasField("leader_max") and bid.leader_max > bid.amount
+                else None,
+            )
+        )
+    elif kind == "maximum_raised":
+        raised = event.maximum_raised
+        rows.raises.append(
+            RaiseRow(
+                event.event_id,
+                event.item_id,
+                event.seq,
+                raised.bidder,
+                raised.max_amount,
+                utc(event.occurred_at),
             )
         )
     elif kind == "item_created":
@@ -176,6 +214,8 @@ def _project(rows: Rows, event: events_pb2.Event, kind: str | None, data: bytes)
                     utc(soft.max_ends_at) if soft is not None and soft.HasField("max_ends_at") else None
                 ),
                 reserve_price=item.reserve_price if item.HasField("reserve_price") else None,
+                increments=_ladder_json(item) if item.increments else None,
+                buy_now_price=item.buy_now_price if item.HasField("buy_now_price") else None,
             )
         )
     elif kind == "auction_extended":
@@ -210,6 +250,11 @@ def _project(rows: Rows, event: events_pb2.Event, kind: str | None, data: bytes)
         )
 
 
+def _ladder_json(item: item_pb2.Item) -> str:
+    steps = [{"from": step.from_price, "increment": step.increment} for step in item.increments]
+    return orjson.dumps(steps).decode()
+
+
 def _problem(event: events_pb2.Event, kind: str | None) -> str | None:
     """Why this event cannot be archived, or None."""
     if not event.event_id or not event.item_id or event.seq < 1:
@@ -220,6 +265,10 @@ def _problem(event: events_pb2.Event, kind: str | None) -> str | None:
     if kind == "bid_accepted":
         bid = event.bid_accepted
         texts += [bid.bid_id, bid.bidder, bid.currency]
+    elif kind == "maximum_raised":
+        if not event.HasField("occurred_at") or event.maximum_raised.max_amount < 1:
+            return "maximum_raised without its time or maximum"
+        texts.append(event.maximum_raised.bidder)
     elif kind == "item_created":
         item = event.item_created.item
         if item.id not in ("", event.item_id):

@@ -1,7 +1,8 @@
 """`python -m archiver.rebuild ITEM_ID... | --all`: rebuild items' live state in Redis from the archive.
 
 For the day Redis loses data. The command reads each item's archived rows (the item with its soft
-close rule, reserve and effective end, its bids, extensions and result) and sends them to the bidder
+close rule, reserve, increment ladder, buy-now price and effective end, its bids, extensions and result,
+and from the audit records the leader's hidden maximum) and sends them to the bidder
 (`BidderAdminService.RestoreItem`, with the bidder's admin token), which writes the item hash, the
 partition index entry, the ends entry of an open item (so the closer closes it) and the event history
 stream in one atomic step: the bidder stays the only writer of auction state. Bidding then continues at
@@ -29,6 +30,7 @@ import asyncpg
 import grpc
 import nats
 import nats.errors
+import orjson
 
 from archiver.settings import ArchiverSettings
 from auction.v1 import restore_pb2, restore_pb2_grpc
@@ -42,10 +44,13 @@ if TYPE_CHECKING:
 
 _ITEM = """SELECT item_id, title, description, currency, starting_price, min_increment,
                   starts_at, ends_at, created_at, created_ends_at, soft_window_seconds,
-                  soft_extension_seconds, soft_max_ends_at, reserve_price FROM items WHERE item_id = $1"""
+                  soft_extension_seconds, soft_max_ends_at, reserve_price, increments::text,
+                  buy_now_price FROM items WHERE item_id = $1"""
 _COUNT = "SELECT count(*) FROM bids WHERE item_id = $1"
-_RECENT = """SELECT seq, bidder, amount, placed_at, min_next_bid FROM bids WHERE item_id = $1
-             ORDER BY seq DESC LIMIT $2"""
+_RECENT = """SELECT seq, bidder, amount, placed_at, min_next_bid, proxy, leader_max FROM bids
+             WHERE item_id = $1 ORDER BY seq DESC LIMIT $2"""
+# AUDIT records (never public): the leader's raises of their own maximum since their newest bid.
+_RAISED = """SELECT max(max_amount) FROM max_raises WHERE item_id = $1 AND seq >= $2 AND bidder = $3"""
 _RECENT_EXTENSIONS = """SELECT seq, ends_at, previous_ends_at FROM extensions WHERE item_id = $1
                         ORDER BY seq DESC LIMIT $2"""
 _RESULT = """SELECT seq, outcome, winner, final_price, bid_count, closed_at FROM auction_results
@@ -100,6 +105,10 @@ async def read_item(conn: Any, item_id: str, keep: int) -> restore_pb2.RestoreIt
             item.soft_close.max_ends_at.CopyFrom(timestamp_from_datetime(row["soft_max_ends_at"]))
     if row["reserve_price"] is not None:
         item.reserve_price = row["reserve_price"]
+    for step in orjson.loads(row["increments"] or "[]"):
+        item.increments.add(from_price=step["from"], increment=step["increment"])
+    if row["buy_now_price"] is not None:
+        item.buy_now_price = row["buy_now_price"]
     closed = None
     result = await conn.fetchrow(_RESULT, item_id)
     if result is not None:
@@ -119,6 +128,7 @@ async def read_item(conn: Any, item_id: str, keep: int) -> restore_pb2.RestoreIt
         for r in reversed(await conn.fetch(_RECENT_EXTENSIONS, item_id, keep))
     ]
     count = int(await conn.fetchval(_COUNT, item_id))
+    rows = list(reversed(await conn.fetch(_RECENT, item_id, keep)))
     recent = [
         restore_pb2.ArchivedBid(
             seq=r["seq"],
@@ -126,12 +136,26 @@ async def read_item(conn: Any, item_id: str, keep: int) -> restore_pb2.RestoreIt
             amount=r["amount"],
             placed_at=timestamp_from_datetime(r["placed_at"]),
             min_next_bid=r["min_next_bid"],
+            proxy=r["proxy"],
         )
-        for r in reversed(await conn.fetch(_RECENT, item_id, keep))
+        for r in rows
     ]
-    return restore_pb2.RestoreItemRequest(
+    request = restore_pb2.RestoreItemRequest(
         item=item, bid_count=count, recent_bids=recent, recent_extensions=extensions, closed=closed
     )
+    if rows:
+        leader_max = await _leader_max(conn, item_id, rows[-1])
+        if leader_max is not None:
+            request.leader_max = leader_max
+    return request
+
+
+async def _leader_max(conn: Any, item_id: str, newest: Any) -> int | None:
+    """The leader's hidden maximum from the audit records, when above the price: the one their newest
+    bid left (its bidder is the leader, the price its amount), or a later raise of their own."""
+    found = [newest["leader_max"], await conn.fetchval(_RAISED, item_id, newest["seq"], newest["bidder"])]
+    top = max((value for value in found if value is not None), default=None)
+    return top if top is not None and top > newest["amount"] else None
 
 
 _OUTCOMES = {

@@ -100,6 +100,9 @@ class PriceEvent:
     amount: int
     proxy: bool
     min_next_bid: int
+    # AUDIT ONLY (the outbox and the archive, never an event or answer): the maximum the event's bidder,
+    # the leader right after it, leads with when above its amount; None otherwise.
+    leader_max: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +150,10 @@ def place(book: Book, bidder: str, amount: int | None, max_amount: int | None) -
     first: tuple[PriceEvent, ...] = ()
     if amount is not None:
         book = replace(book, price=amount, bid_count=book.bid_count + 1)
-        first = (PriceEvent(bidder, amount, False, book.min_next_bid),)
+        first = (PriceEvent(bidder, amount, False, book.min_next_bid, top if top > amount else None),)
     price = _with_reserve(book, min(defender_top, top + increment_at(book.ladder, top)), defender_top)
     after = _leading(book, defender, price, defender_top, book.bid_count + 1)
-    events = (*first, PriceEvent(defender, price, True, after.min_next_bid))
+    events = (*first, PriceEvent(defender, price, True, after.min_next_bid, after.leader_max))
     return Decision(after, events, own=0 if first else None, leading=False)
 
 
@@ -176,7 +179,7 @@ def _leading(book: Book, leader: str, price: int, top: int, bid_count: int | Non
 def _settle(book: Book, bidder: str, top: int, price: int, amount: int | None) -> Decision:
     """`bidder` leads at `price` with maximum `top`: one event, `proxy` unless they named that amount."""
     after = _leading(book, bidder, price, top, book.bid_count + 1)
-    event = PriceEvent(bidder, price, price != amount, after.min_next_bid)
+    event = PriceEvent(bidder, price, price != amount, after.min_next_bid, after.leader_max)
     return Decision(after, (event,), own=0, leading=True)
 
 

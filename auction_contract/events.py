@@ -22,6 +22,9 @@ class EventKind(StrEnum):
     BID = "bid"
     EXTENDED = "extended"
     CLOSED = "closed"
+    # OUTBOX ONLY (audit, never public): the leader raised their own maximum without moving the price, so
+    # no bid event says so; `max_raised_entry` is written to the outbox alone, for the archive.
+    MAX_RAISED = "max_raised"
 
 
 class Outcome(StrEnum):
@@ -103,6 +106,15 @@ def created_event(
     if reserve_price is not None:
         doc["reserve_price"] = reserve_price
     return orjson.dumps(doc).decode()
+
+
+def max_raised_entry(item_id: str, seq: int, bidder: str, max_amount: int, raised_ms: int) -> str:
+    """The outbox-only record of a leader raising their own maximum (`place_bid.lua` writes the same
+    bytes). `seq` is the item's newest event's: the raise came after it and made no event of its own."""
+    return (
+        f'{{"type":"max_raised","item_id":"{item_id}","seq":{seq},"bidder":"{bidder}",'
+        f'"max_amount":{max_amount},"raised_at":"{rfc3339_ms(raised_ms)}"}}'
+    )
 
 
 def soft_close_json(rule: SoftCloseRule | None) -> dict[str, Any] | None:

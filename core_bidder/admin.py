@@ -19,6 +19,7 @@ from core_bidder.restore import (
     archived_close,
     archived_extensions,
     archived_item,
+    archived_leader_max,
     restore_item,
 )
 from core_bidder.status import abort
@@ -63,9 +64,11 @@ class BidderAdminServicer(restore_pb2_grpc.BidderAdminServiceServicer):
             bids = archived_bids(list(request.recent_bids), request.bid_count)
             extensions = archived_extensions(list(request.recent_extensions), item, bids)
             closed = archived_close(request, bids, extensions)
+            leader_max = archived_leader_max(request, bids)
             result, state = await restore_item(
                 self._redis, self._settings.partitions, self._settings.history_maxlen - 1,
                 item, request.bid_count, bids, force=request.force, extensions=extensions, closed=closed,
+                leader_max=leader_max,
             )  # fmt: skip
         except Exception as exc:
             await abort(context, exc)

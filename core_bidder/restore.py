@@ -30,7 +30,14 @@ from core_bidder.restore_state import (
     live_state,
 )
 from core_bidder.scripts import register
-from core_bidder.validation import check_item_id, check_new_item, check_reserve, check_times, soft_close_rule
+from core_bidder.validation import (
+    bid_kinds,
+    check_item_id,
+    check_new_item,
+    check_reserve,
+    check_times,
+    soft_close_rule,
+)
 
 if TYPE_CHECKING:
     from auction.v1 import restore_pb2
@@ -64,16 +71,22 @@ def archived_item(message: restore_pb2.ArchivedItem) -> ArchivedItem:
         raise InvalidArgument("an item without soft_close is never extended: ends_at is created_ends_at")
     reserve = message.reserve_price if message.HasField("reserve_price") else None
     check_reserve(reserve, message.starting_price)
+    buy_now = message.buy_now_price if message.HasField("buy_now_price") else None
+    steps = tuple((step.from_price, step.increment) for step in message.increments)
+    ladder, _ = bid_kinds(steps, message.min_increment, message.starting_price, reserve, buy_now)
     return ArchivedItem(
         message.item_id, message.title, message.description, message.currency, message.starting_price,
         message.min_increment, ms_of(message.starts_at), ends_ms, ms_of(message.created_at),
-        rule, reserve, created_ends_ms,
+        rule, reserve, created_ends_ms, ladder, buy_now,
     )  # fmt: skip
 
 
 def archived_bids(messages: Sequence[restore_pb2.ArchivedBid], bid_count: int) -> list[ArchivedBid]:
     """The request's bids: ascending seqs after the created event (1), valid bidders and amounts."""
-    bids = [ArchivedBid(m.seq, m.bidder, m.amount, ms_of(m.placed_at), m.min_next_bid) for m in messages]
+    bids = [
+        ArchivedBid(m.seq, m.bidder, m.amount, ms_of(m.placed_at), m.min_next_bid, proxy=m.proxy)
+        for m in messages
+    ]
     if bid_count < len(bids):
         raise InvalidArgument("bid_count is smaller than the number of bids sent")
     previous = 1
@@ -142,6 +155,17 @@ def archived_close(
     return ArchivedClose(closed.seq, outcome, winner, price, closed.bid_count, ms_of(result.closed_at))
 
 
+def archived_leader_max(message: restore_pb2.RestoreItemRequest, bids: Sequence[ArchivedBid]) -> int | None:
+    """The request's hidden leader maximum: above the newest bid's amount (the price), or None."""
+    if not message.HasField("leader_max"):
+        return None
+    if not bids:
+        raise InvalidArgument("leader_max without a bid: nobody leads")
+    if not bids[-1].amount < message.leader_max <= MAX_AMOUNT:
+        raise InvalidArgument(f"leader_max must be above the newest bid's amount and at most {MAX_AMOUNT}")
+    return message.leader_max
+
+
 async def restore_item(
     redis: AnyRedis,
     partitions: int,
@@ -153,11 +177,13 @@ async def restore_item(
     force: bool,
     extensions: Sequence[ArchivedExtension] = (),
     closed: ArchivedClose | None = None,
+    leader_max: int | None = None,
 ) -> tuple[str, LiveState]:
     """Write the item's live state atomically unless Redis is ahead; the outcome (`RESULTS`) and state."""
     state = live_state(
-        item, bid_count, bids, extensions=extensions, closed=closed, history_keep=max(history_keep, 0)
-    )
+        item, bid_count, bids, extensions=extensions, closed=closed, history_keep=max(history_keep, 0),
+        leader_max=leader_max,
+    )  # fmt: skip
     keys = item_keys(item.item_id, partitions)
     args: list[str | int] = [
         "1" if force else "0", item.item_id, item.created_ms, state.seq,

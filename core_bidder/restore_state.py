@@ -2,12 +2,14 @@
 
 The hash fields are the contract's (`auction_contract.redis_layout.ItemField`), which the bidder's Lua
 scripts read and write, spelled as `create_item.lua`, `place_bid.lua` and `close_item.lua` leave them:
-the soft close fields only with a rule, the reserve only with one, the result only once closed (the
-winner and final price only with a sale), `et` the effective end and `seq` the newest event's, whatever
-its kind. The event history stream (viewers resume from it) is refilled with the same JSON bytes the
-bidder writes (`auction_contract.events`): bids, extensions and the close, but only a gap-free run of
-events ending at the newest: a stream with a hole would tell a resuming viewer it holds events it does
-not. The `created` event in it carries the end as created, not the effective one, as the bidder wrote it.
+the soft close fields only with a rule, the reserve, the increment ladder and the buy-now price only
+with one, the leader's hidden maximum only while above the price (from the archive's audit records), the
+result only once closed (the winner and final price only with a sale), `et` the effective end and `seq`
+the newest event's, whatever its kind. The event history stream (viewers resume from it) is refilled
+with the same JSON bytes the bidder writes (`auction_contract.events`): bids, extensions and the close,
+but only a gap-free run of events ending at the newest: a stream with a hole would tell a resuming viewer
+it holds events it does not. The `created` event in it carries the end as created, not the effective
+one, as the bidder wrote it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from auction_contract.bid_rules import Ladder, ladder_text
 from auction_contract.events import Outcome, bid_event, closed_event, created_event, extended_event
 from auction_contract.redis_layout import ItemField
 from auction_contract.rules import SoftCloseRule
@@ -45,6 +48,9 @@ class ArchivedItem:
     reserve_price: int | None = None
     # The end as created (the `created` event's); None: `ends_ms` (never extended).
     created_ends_ms: int | None = None
+    # Bid kinds: the increment ladder (None: `min_increment` at every price) and the buy-now price.
+    increments: Ladder | None = None
+    buy_now_price: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,7 @@ class ArchivedBid:
     amount: int
     placed_ms: int
     min_next_bid: int
+    proxy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +108,10 @@ def live_state(
     extensions: Sequence[ArchivedExtension] = (),
     closed: ArchivedClose | None = None,
     history_keep: int | None = None,
+    leader_max: int | None = None,
 ) -> LiveState:
-    """`recent_bids`, `extensions`: the newest archived ones in ascending seq; `closed`: the close, if any.
+    """`recent_bids`, `extensions`: the newest archived ones in ascending seq; `closed`: the close, if any;
+    `leader_max`: the newest bid's bidder's hidden maximum when above its amount.
 
     The history holds at most `history_keep` of the newest of these events (None: all of them).
     """
@@ -125,11 +134,20 @@ def live_state(
         fields[ItemField.SOFT_MAX_ENDS_MS.value] = "" if rule.max_ends_ms is None else str(rule.max_ends_ms)
     if item.reserve_price is not None:
         fields[ItemField.RESERVE_PRICE.value] = str(item.reserve_price)
+    if item.increments is not None:
+        fields[ItemField.INCREMENTS.value] = ladder_text(item.increments)
+    if item.buy_now_price is not None:
+        fields[ItemField.BUY_NOW_PRICE.value] = str(item.buy_now_price)
     if recent_bids:
         last = recent_bids[-1]
         fields[ItemField.PRICE.value] = str(last.amount)
         fields[ItemField.HIGHEST_BIDDER.value] = last.bidder
+        if leader_max is not None and leader_max > last.amount:
+            fields[ItemField.LEADER_MAX.value] = str(leader_max)
     if closed is not None:
+        # A buy-now closes before the end, which `buy_now.lua` moves to that moment; a close by the
+        # closer comes at or after the end, which stays.
+        fields[ItemField.ENDS_MS.value] = str(min(item.ends_ms, closed.closed_ms))
         fields[ItemField.OUTCOME.value] = closed.outcome.value
         if closed.winner is not None:
             fields[ItemField.WINNER.value] = closed.winner
@@ -153,7 +171,7 @@ def _events(
     """Every archived event after `created` that was sent, as (seq, the bidder's JSON), by seq."""
     events = [
         (b.seq, bid_event(item.item_id, b.seq, b.bidder, b.amount, b.placed_ms, b.min_next_bid,
-                          currency=item.currency))
+                          currency=item.currency, proxy=b.proxy))
         for b in bids
     ]  # fmt: skip
     events += [
@@ -188,7 +206,8 @@ def _history(item: ArchivedItem, events: list[tuple[int, str]], newest: int) -> 
             starting_price=item.starting_price, min_increment=item.min_increment,
             starts_ms=item.starts_ms,
             ends_ms=item.ends_ms if item.created_ends_ms is None else item.created_ends_ms,
-            created_ms=item.created_ms, soft_close=item.soft_close,
+            created_ms=item.created_ms, soft_close=item.soft_close, increments=item.increments,
+            buy_now_price=item.buy_now_price,
         )  # fmt: skip
         history.insert(0, ("1-0", created))
     return history

@@ -20,8 +20,8 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from auction_contract.bid_rules import Book, buy_now, parse_ladder, place
-from auction_contract.events import Outcome, bid_event, closed_event, extended_event
-from auction_contract.redis_layout import EVENT_FIELD, PREVIOUS_LEADER_FIELD, ItemField
+from auction_contract.events import Outcome, bid_event, closed_event, extended_event, max_raised_entry
+from auction_contract.redis_layout import EVENT_FIELD, LEADER_MAX_FIELD, PREVIOUS_LEADER_FIELD, ItemField
 from auction_contract.replies import Reply, ReplyCode, accepted_reply, too_low_reply
 from auction_contract.rules import ItemStatus, extended_end, soft_close_of, status_at
 from core_bidder.errors import StoreUnavailable
@@ -181,8 +181,9 @@ class WatchBidWriter(WriterBase):
                 keys.item_id, seq, event.bidder, event.amount, now_ms, event.min_next_bid,
                 currency=item.currency, proxy=event.proxy,
             )  # fmt: skip
-            # Like place_bid.lua: each bid's outbox entry names the leader before it, for the notices.
-            self._send(pipe, keys, seq, encoded, leader)
+            # Like place_bid.lua: each bid's outbox entry names the leader before it, for the notices,
+            # and (audit only) the maximum its bidder leads with.
+            self._send(pipe, keys, seq, encoded, leader, event.leader_max)
             leader = event.bidder
             if index == decision.own:
                 own_seq = seq
@@ -211,6 +212,9 @@ class WatchBidWriter(WriterBase):
             pipe.hdel(keys.item, ItemField.LEADER_MAX.value)
         else:
             pipe.hset(keys.item, ItemField.LEADER_MAX.value, book.leader_max)
+            if not decision.events:  # a raise that moved no price: the archive hears of it from the outbox
+                raised = max_raised_entry(keys.item_id, seq, bid.bidder, book.leader_max, now_ms)
+                pipe.xadd(keys.outbox, {EVENT_FIELD: raised})
         own = decision.events[decision.own] if decision.own is not None else None
         price = book.price or 0
         return accepted_reply(
@@ -249,13 +253,23 @@ class WatchBidWriter(WriterBase):
         pipe.zrem(keys.ends, keys.item_id)
         return [ReplyCode.ACCEPTED.value, str(seq), str(now_ms), "1", str(seq + 1)]
 
-    def _send(self, pipe: Pipeline, keys: ItemKeys, seq: int, event: str, leader: str | None = None) -> None:
+    def _send(
+        self,
+        pipe: Pipeline,
+        keys: ItemKeys,
+        seq: int,
+        event: str,
+        leader: str | None = None,
+        leader_max: int | None = None,
+    ) -> None:
         """Queue one event for the history (id `<seq>-0`), the outbox and the live channel; a bid's outbox
-        entry also names the leader before it."""
+        entry also names the leader before it and (audit only) the maximum of the leader after it."""
         pipe.xadd(keys.events, {EVENT_FIELD: event}, id=f"{seq}-0", maxlen=self._maxlen, approximate=True)
-        fields = (
-            {EVENT_FIELD: event} if leader is None else {EVENT_FIELD: event, PREVIOUS_LEADER_FIELD: leader}
-        )
+        fields: dict[str, str] = {EVENT_FIELD: event}
+        if leader is not None:
+            fields[PREVIOUS_LEADER_FIELD] = leader
+        if leader_max is not None:
+            fields[LEADER_MAX_FIELD] = str(leader_max)
         pipe.xadd(keys.outbox, fields)  # type: ignore[arg-type]
         pipe.execute_command(self._publish, keys.channel, event)
 

@@ -6,6 +6,11 @@ Bid events carry their currency from the bid step itself, so every event on the 
 its own without a lookup. The outbox's `created` event also names the hidden reserve (the live copy
 never does), so the archive has it.
 
+AUDIT ONLY, never public: a bid's outbox entry may name the maximum its bidder leads with (field `m`,
+`BidAccepted.leader_max`), and a leader's raise of their own maximum that moved no price is an
+outbox-only `max_raised` entry (`MaximumRaised`, id "<item_id>.<seq>.max.<max_amount>"). Both go to the
+archive, which keeps them where no public call reads them.
+
 `occurred_at` is when the event happened: a bid's `placed_at`, an item's `created_at`, the close's
 `closed_at`. An `extended` event carries no time of its own: it happened when the bid right before it
 (seq - 1) was placed, and the only other times it holds are two ends, neither of which is when it
@@ -49,8 +54,8 @@ def decode(raw: bytes | str) -> dict[str, Any]:
         raise BadEntry(str(exc)) from None
 
 
-def to_event(doc: dict[str, Any]) -> events_pb2.Event:
-    """The protobuf event for a decoded entry.
+def to_event(doc: dict[str, Any], leader_max: bytes | str | None = None) -> events_pb2.Event:
+    """The protobuf event for a decoded entry; `leader_max`: a bid entry's audit field, if any.
 
     A bid written before its event carried a currency (an older bidder) gets "": the archiver fills it
     from its items table.
@@ -58,7 +63,9 @@ def to_event(doc: dict[str, Any]) -> events_pb2.Event:
     try:
         kind = doc["type"]
         if kind == EventKind.BID:
-            return _bid(doc)
+            return _bid(doc, leader_max)
+        if kind == EventKind.MAX_RAISED:
+            return _raised(doc)
         if kind == EventKind.EXTENDED:
             return _extended(doc)
         if kind == EventKind.CLOSED:
@@ -68,12 +75,12 @@ def to_event(doc: dict[str, Any]) -> events_pb2.Event:
         raise BadEntry(f"{doc.get('type')} event is incomplete or malformed: {exc!r}") from None
 
 
-def outgoing(doc: dict[str, Any], subject_prefix: str) -> Outgoing:
-    event = to_event(doc)
+def outgoing(doc: dict[str, Any], subject_prefix: str, leader_max: bytes | str | None = None) -> Outgoing:
+    event = to_event(doc, leader_max)
     return Outgoing(event.event_id, f"{subject_prefix}.{event.item_id}", event.SerializeToString())
 
 
-def _bid(doc: dict[str, Any]) -> events_pb2.Event:
+def _bid(doc: dict[str, Any], leader_max: bytes | str | None) -> events_pb2.Event:
     item_id, seq = doc["item_id"], doc["seq"]
     bid = events_pb2.BidAccepted(
         bid_id=doc["bid_id"],
@@ -84,12 +91,35 @@ def _bid(doc: dict[str, Any]) -> events_pb2.Event:
         min_next_bid=doc["min_next_bid"],
         proxy=doc.get("proxy") is True,
     )
+    top = _audit_max(leader_max)
+    if top is not None and top > bid.amount:  # an audit value that cannot be right never holds a bid back
+        bid.leader_max = top
     return events_pb2.Event(
         event_id=event_id_of(item_id, seq),
         item_id=item_id,
         seq=seq,
         occurred_at=timestamp(parse_ms(doc["placed_at"])),
         bid_accepted=bid,
+    )
+
+
+def _audit_max(raw: bytes | str | None) -> int | None:
+    """A bid entry's audit maximum as a number; None when absent or not a decimal count."""
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+    return int(text) if text and text.isascii() and text.isdecimal() and len(text) <= 18 else None
+
+
+def _raised(doc: dict[str, Any]) -> events_pb2.Event:
+    """A leader's raise of their own maximum (outbox only, audit): after the item's event `seq`."""
+    item_id, seq, top = doc["item_id"], doc["seq"], _integer(doc, "max_amount")
+    if not isinstance(doc["bidder"], str):
+        raise TypeError("bidder is not a string")
+    return events_pb2.Event(
+        event_id=f"{event_id_of(item_id, seq)}.max.{top}",
+        item_id=item_id,
+        seq=seq,
+        occurred_at=timestamp(parse_ms(doc["raised_at"])),
+        maximum_raised=events_pb2.MaximumRaised(bidder=doc["bidder"], max_amount=top),
     )
 
 

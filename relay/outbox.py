@@ -20,7 +20,12 @@ from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import ResponseError
 
 from auction_contract.redis_layout import EVENT_FIELD as EVENT_FIELD_NAME
-from auction_contract.redis_layout import PREVIOUS_LEADER_FIELD, dead_letter_key, outbox_key
+from auction_contract.redis_layout import (
+    LEADER_MAX_FIELD,
+    PREVIOUS_LEADER_FIELD,
+    dead_letter_key,
+    outbox_key,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -33,6 +38,7 @@ NEW = ">"
 OWN_PENDING = "0"
 EVENT_FIELD = EVENT_FIELD_NAME.encode()
 LEADER_FIELD = PREVIOUS_LEADER_FIELD.encode()
+MAX_FIELD = LEADER_MAX_FIELD.encode()
 # Dead letters kept per partition (approximate cap): enough to inspect, bounded if a bug floods them.
 DEAD_LETTER_MAXLEN = 10_000
 DEAD_LETTER_PATTERN = dead_letter_key(0).replace("{p0}", "{p*}")
@@ -61,10 +67,14 @@ class Entry:
     payload: bytes | None
     # A bid's leader before it (`PREVIOUS_LEADER_FIELD`), for the notices; None for other entries.
     previous_leader: bytes | None = None
+    # AUDIT ONLY: a bid's leader maximum (`LEADER_MAX_FIELD`), for the archive alone; None without one.
+    leader_max: bytes | None = None
 
     @classmethod
     def of(cls, partition: int, entry_id: bytes, fields: Mapping[bytes, bytes]) -> Entry:
-        return cls(partition, entry_id, fields.get(EVENT_FIELD), fields.get(LEADER_FIELD))
+        return cls(
+            partition, entry_id, fields.get(EVENT_FIELD), fields.get(LEADER_FIELD), fields.get(MAX_FIELD)
+        )
 
 
 @dataclass(frozen=True, slots=True)

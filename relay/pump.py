@@ -135,7 +135,7 @@ class OutboxPump:
         prefix = self._settings.subject_prefix
         for entry, doc in docs:
             try:
-                batch.append((entry, outgoing(doc, prefix)))
+                batch.append((entry, outgoing(doc, prefix, entry.leader_max)))
                 batch_docs.append((entry, doc))
             except BadEntry as exc:
                 bad.append(self._bad(entry, exc))

@@ -13,6 +13,7 @@ import pytest
 from archiver.errors import MigrationError
 from archiver.migrations import load, migrate
 from archiver.rebuild import read_item
+from auction.v1 import restore_pb2
 from auction_contract.wire_time import timestamp_from_datetime
 from tests.archive_fixtures import fresh_database
 
@@ -70,6 +71,61 @@ async def test_an_archive_from_before_auctions_ended_migrates_and_reads_as_hard_
         [2],
         0,
     )
+    # And through 0003: no ladder, no buy-now, a plain bid, no hidden maximum.
+    assert not item.increments
+    assert not item.HasField("buy_now_price")
+    assert request.recent_bids[0].proxy is False
+    assert not request.HasField("leader_max")
+
+
+async def _bid_row(conn: Any, seq: int, bidder: str, amount: int, leader_max: int | None) -> None:
+    await conn.execute(
+        """INSERT INTO bids (item_id, seq, bid_id, bidder, amount, currency, current_price, min_next_bid,
+                             placed_at, proxy, leader_max)
+           VALUES ('lot', $1, $2, $3, $4, 'EUR', $4, $5, $6, $7, $8)""",
+        seq, f"lot.{seq}", bidder, amount, amount + 10, NOW, leader_max is not None, leader_max,
+    )  # fmt: skip
+
+
+async def _raise_row(conn: Any, seq: int, bidder: str, max_amount: int) -> None:
+    await conn.execute(
+        """INSERT INTO max_raises (event_id, item_id, seq, bidder, max_amount, raised_at)
+           VALUES ($1, 'lot', $2, $3, $4, $5)""",
+        f"lot.{seq}.max.{max_amount}", seq, bidder, max_amount, NOW,
+    )  # fmt: skip
+
+
+async def test_the_rebuild_reads_the_leaders_maximum_from_the_audit_records(empty_db: Any) -> None:
+    """The leader's hidden maximum is the newest bid's audit value or a later raise of that bidder's,
+    whichever is higher; raises before the newest bid or by someone else do not count, and without a
+    maximum above the price there is none. The ladder and buy-now price come back with the item."""
+    await migrate(empty_db, load())
+    await empty_db.execute(
+        """INSERT INTO items (item_id, title, description, currency, starting_price, min_increment,
+                              starts_at, ends_at, created_at, increments, buy_now_price)
+           VALUES ('lot', 'Vase', '', 'EUR', 100, 10, $1, $2, $1,
+                   '[{"from": 0, "increment": 10}, {"from": 500, "increment": 50}]', 5000)""",
+        NOW, NOW + timedelta(hours=1),
+    )  # fmt: skip
+    assert not (await read_item(empty_db, "lot", 100) or restore_pb2.RestoreItemRequest()).HasField(
+        "leader_max"
+    )
+    await _bid_row(empty_db, 2, "ann", 100, 400)
+    await _raise_row(empty_db, 2, "ann", 900)  # before bob's bid: beaten since
+    await _bid_row(empty_db, 3, "bob", 910, None)
+    await _bid_row(empty_db, 4, "ann", 920, 1000)
+    request = await read_item(empty_db, "lot", 100)
+    assert request is not None
+    assert [(s.from_price, s.increment) for s in request.item.increments] == [(0, 10), (500, 50)]
+    assert request.item.buy_now_price == 5000
+    assert [(b.seq, b.proxy) for b in request.recent_bids] == [(2, True), (3, False), (4, True)]
+    assert request.leader_max == 1000
+    await _raise_row(empty_db, 4, "bob", 5000)  # not the leader's: ignored
+    await _raise_row(empty_db, 4, "ann", 1500)
+    await _raise_row(empty_db, 4, "ann", 1200)
+    assert (await read_item(empty_db, "lot", 100) or request).leader_max == 1500
+    await _bid_row(empty_db, 5, "cy", 1600, None)
+    assert not (await read_item(empty_db, "lot", 100) or request).HasField("leader_max")
 
 
 async def test_an_edited_migration_stops_the_start(empty_db: Any, tmp_path: Path) -> None:

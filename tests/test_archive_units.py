@@ -15,7 +15,14 @@ from archiver.events import Incoming, rows_of
 from archiver.history_service import check_request
 from archiver.migrations import load
 from auction.v1 import events_pb2, history_pb2, item_pb2
-from auction_contract.events import Outcome, bid_event, closed_event, created_event, extended_event
+from auction_contract.events import (
+    Outcome,
+    bid_event,
+    closed_event,
+    created_event,
+    extended_event,
+    max_raised_entry,
+)
 from auction_contract.rules import SoftCloseRule
 from auction_contract.wire_time import timestamp
 from core_bidder.restore_state import ArchivedBid, ArchivedClose, ArchivedExtension, ArchivedItem, live_state
@@ -81,6 +88,44 @@ def test_proxy_bids_and_bid_kinds_reach_the_archive_as_they_were_made() -> None:
     assert [(s.from_price, s.increment) for s in item.increments] == [(0, 5), (1000, 50)]
     assert item.buy_now_price == 900
     assert not to_event(decode(created_json())).item_created.item.HasField("buy_now_price")
+
+
+def test_the_leaders_maximum_rides_to_the_archive_only_in_its_audit_fields() -> None:
+    """A bid entry's audit field becomes `BidAccepted.leader_max` (an impossible one is dropped); a
+    raise's outbox-only record becomes `MaximumRaised`, keyed by item, seq and the new maximum; the
+    archive's rows keep both, the proxy flag, and the item's ladder and buy-now price."""
+    raw = bid_event("lot-7", 4, "ann", 120, CREATED_MS + 4000, 125, currency="EUR", proxy=True)
+    message = outgoing(decode(raw), "auction.events", b"300")
+    bid = events_pb2.Event.FromString(message.payload).bid_accepted
+    assert (bid.amount, bid.proxy, bid.leader_max) == (120, True, 300)
+    assert not to_event(decode(bid_json(5, 130))).bid_accepted.HasField("leader_max")
+    for spoiled in (b"120", b"x", b"-5"):  # an impossible audit value is dropped, the bid kept
+        assert not to_event(decode(raw), spoiled).bid_accepted.HasField("leader_max")
+    raised = outgoing(decode(max_raised_entry("lot-7", 4, "ann", 450, CREATED_MS + 4500)), "auction.events")
+    assert (raised.event_id, raised.subject) == ("lot-7.4.max.450", "auction.events.lot-7")
+    event = events_pb2.Event.FromString(raised.payload)
+    assert (event.seq, event.maximum_raised.bidder, event.maximum_raised.max_amount) == (4, "ann", 450)
+    assert event.occurred_at.ToMilliseconds() == CREATED_MS + 4500
+    kinds = ItemStatic(
+        "lot-7", "Vase", "", "EUR", 100, 5, CREATED_MS, CREATED_MS,
+        increments=((0, 5), (1000, 50)), buy_now_price=900,
+    )  # fmt: skip
+    payloads = [kinds.created_event(ENDS_MS, for_archive=True), bid_json(3, 100)]
+    messages = [outgoing(decode(text), "auction.events").payload for text in payloads]
+    rows = rows_of([incoming(n, data) for n, data in enumerate([*messages, message.payload, raised.payload])])
+    assert orjson.loads(rows.items[0].increments or "") == [
+        {"from": 0, "increment": 5}, {"from": 1000, "increment": 50}
+    ]  # fmt: skip
+    assert rows.items[0].buy_now_price == 900
+    assert [(b.seq, b.proxy, b.leader_max) for b in rows.bids] == [(3, False, None), (4, True, 300)]
+    assert [(r.event_id, r.seq, r.bidder, r.max_amount) for r in rows.raises] == [
+        ("lot-7.4.max.450", 4, "ann", 450)
+    ]
+    assert (rows.others, rows.dead) == ([], [])
+    odd = events_pb2.Event.FromString(message.payload)
+    odd.bid_accepted.leader_max = 120  # not above the amount: dropped, the bid archived all the same
+    (kept,) = rows_of([incoming(9, odd.SerializeToString())]).bids
+    assert (kept.seq, kept.leader_max) == (4, None)
 
 
 @pytest.mark.parametrize(
@@ -240,7 +285,7 @@ def test_rows_project_extensions_results_and_the_items_rule_and_reserve() -> Non
     assert [d.stream_seq for d in rows.dead] == [6]
     assert rows.others == []
     hard = rows_of([incoming(1, outgoing(decode(created_json()), "auction.events").payload)]).items[0]
-    assert hard[9:] == (None, None, None, None)
+    assert hard[9:] == (None, None, None, None, None, None)
 
 
 def test_rows_keep_each_event_once_and_set_aside_what_is_not_an_event() -> None:
@@ -281,6 +326,26 @@ def test_live_state_matches_what_the_bidder_wrote() -> None:
     assert state.events == [("1-0", created_json())] + [
         (f"{b.seq}-0", bid_json(b.seq, b.amount)) for b in bids
     ]
+
+
+def test_live_state_restores_the_bid_kinds_fields_and_the_hidden_maximum() -> None:
+    """The ladder, the buy-now price and the leader's maximum (only while above the price) come back as
+    `create_item.lua` and `place_bid.lua` leave them; proxy bids' events say `"proxy":true` again and the
+    created event carries the ladder and buy-now price, exactly as the bidder wrote them."""
+    ladder = ((0, 5), (1000, 50))
+    static = ItemStatic("lot-7", "Vase", "", "EUR", 100, 5, CREATED_MS, CREATED_MS, increments=ladder,
+                        buy_now_price=900)  # fmt: skip
+    item = ArchivedItem("lot-7", "Vase", "", "EUR", 100, 5, CREATED_MS, ENDS_MS, CREATED_MS,
+                        increments=ladder, buy_now_price=900)  # fmt: skip
+    bids = [ArchivedBid(2, "ann", 100, CREATED_MS, 105), ArchivedBid(3, "ann", 105, CREATED_MS, 110, True)]
+    state = live_state(item, 2, bids, leader_max=400)
+    assert (state.fields["incs"], state.fields["bn"], state.fields["lm"]) == ("0:5,1000:50", "900", "400")
+    assert state.events[0] == ("1-0", static.created_event(ENDS_MS))
+    assert state.events[2][1] == bid_event(
+        "lot-7", 3, "ann", 105, CREATED_MS, 110, currency="EUR", proxy=True
+    )
+    assert "lm" not in live_state(item, 2, bids, leader_max=105).fields
+    assert "lm" not in live_state(item, 2, bids).fields
 
 
 def test_live_state_history_holds_only_a_gap_free_run_of_the_newest_events() -> None:

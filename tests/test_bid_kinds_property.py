@@ -7,9 +7,11 @@ prices and increment ladders. Two tests share the budget (at least 2,000 sequenc
 - the model alone, on 1,700 sequences: its invariants, and the contract's rule applied to all the
   maximums at once equals what the step-by-step model reached;
 - the real bid step on real Redis, 16 sequences per example and 40 examples (640 sequences), each on
-  both strategies: every answer, the final item and every event are the model's. The sequences of one
-  example run side by side, so the group commit carries many items per Redis round trip; on Lua once
-  more with each run of consecutive bids sent as one call (one script call applies them in order).
+  both strategies: every answer, the final item, every event and every outbox entry (with the leader
+  before each bid and, audit only, the leader's maximum; a raise's outbox-only record) are the model's.
+  The sequences of one example run side by side, so the group commit carries many items per Redis
+  round trip; on Lua once more with each run of consecutive bids sent as one call (one script call
+  applies them in order).
 """
 
 from __future__ import annotations
@@ -107,6 +109,8 @@ class ModelAuction:
     seq: int = 1
     closed: bool = False
     events: list[dict[str, Any]] = field(default_factory=list)
+    # The item's outbox entries after `created`: (event, previous leader, the leader's maximum (audit)).
+    outbox: list[tuple[dict[str, Any], str | None, str | None]] = field(default_factory=list)
     # What each bidder last sent as a maximum (the test's own knowledge, to drive raises).
     sent: dict[str, int] = field(default_factory=dict)
     raised: bool = False
@@ -146,15 +150,22 @@ class ModelAuction:
         self.sent[who] = max(self.sent.get(who, 0), top if top is not None else amount or 0)
         if who == self.book.leader and amount is None:
             self.raised = True
-        own_seq = None
+        own_seq, leader = None, self.book.leader or ""
         for index, event in enumerate(decision.events):
             self.seq += 1
             self.events.append(
                 self._bid(self.seq, event.bidder, event.amount, event.min_next_bid, event.proxy)
             )
+            audit = None if event.leader_max is None else str(event.leader_max)
+            self.outbox.append((self.events[-1], leader, audit))
+            leader = event.bidder
             if index == decision.own:
                 own_seq = self.seq
         self.book = book = decision.book
+        if not decision.events:  # a raise: the outbox alone hears of it
+            raised = {"type": "max_raised", "item_id": self.item_id, "seq": self.seq, "bidder": who,
+                      "max_amount": book.leader_max}  # fmt: skip
+            self.outbox.append((raised, None, None))
         own = decision.events[decision.own].amount if decision.own is not None else book.price
         seq = own_seq if own_seq is not None else self.seq
         return ("A", seq, own, book.price, book.leader, book.bid_count, decision.leading)
@@ -172,6 +183,7 @@ class ModelAuction:
             {"type": "closed", "item_id": self.item_id, "seq": self.seq + 2, "outcome": "sold", "winner": who,
              "final_price": price, "bid_count": 1}
         )  # fmt: skip
+        self.outbox += [(self.events[-2], "", None), (self.events[-1], None, None)]
         self.seq += 2
         self.book = Book(self.book.starting_price, self.book.ladder, price=price, leader=who, bid_count=1)
         return ("A", self.seq - 1, price, price, who, 1, True)
@@ -309,6 +321,7 @@ def _accepted(result: AcceptedBid) -> Answer:
 async def _run(
     redis: Redis, store: ItemStore, shape: Shape, operations: list[tuple[Any, ...]], *, batched: bool
 ) -> None:
+    since_s, _ = await redis.time()
     view = await store.create_item(
         "Lot", "", "USD", shape.starting_price, shape.ladder[0][1], None, now_ms() + 3_600_000,
         reserve_price=shape.reserve, increments=shape.ladder if len(shape.ladder) > 1 else None,
@@ -339,6 +352,24 @@ async def _run(
         event.pop("placed_at", None)
         event.pop("closed_at", None)
     assert got == model.events
+    assert await _outbox(redis, store, item_id, since_s) == model.outbox
+
+
+async def _outbox(
+    redis: Redis, store: ItemStore, item_id: str, since_s: int
+) -> list[tuple[dict[str, Any], str | None, str | None]]:
+    """The item's outbox entries after `created` (times dropped), with their `p` and `m` fields."""
+    entries: Any = await redis.xrange(store.keys_for(item_id).outbox, f"{since_s * 1000}-0", "+")
+    found: list[tuple[dict[str, Any], str | None, str | None]] = []
+    for _, fields in entries:
+        event = orjson.loads(fields[b"e"])
+        if event["item_id"] != item_id or event["type"] == "created":
+            continue
+        for moment in ("placed_at", "closed_at", "raised_at"):
+            event.pop(moment, None)
+        leader, top = fields.get(b"p"), fields.get(b"m")
+        found.append((event, leader.decode() if leader is not None else None, top and top.decode()))
+    return found
 
 
 async def _flush(store: ItemStore, item_id: str, pending: list[tuple[Call, Answer]]) -> None:

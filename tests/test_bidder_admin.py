@@ -368,7 +368,7 @@ async def test_a_restored_open_item_past_its_end_is_closed_by_the_closer_once(ad
 async def test_restore_refuses_lifecycle_rows_that_cannot_be_and_writes_nothing(admin: Admin) -> None:
     """A result without its close (or the reverse), a close that is not the last event, an extension of
     a hard-end item, an end past the cap or before the created end, a reserve below the starting price,
-    a sale without a winner: INVALID_ARGUMENT, and Redis is untouched."""
+    a sale without a winner, bid kinds that cannot be: INVALID_ARGUMENT, and Redis is untouched."""
     item_id = await _lifecycle_item(admin, 20_000, window_s=300, extension_s=120)
     await admin.bidder.PlaceBid(bidder_pb2.PlaceBidRequest(item_id=item_id, bidder="ann", amount=100))
     good = await _as_archived(admin, item_id)
@@ -390,6 +390,10 @@ async def test_restore_refuses_lifecycle_rows_that_cannot_be_and_writes_nothing(
 
         return change
 
+    def nobody_leads(r: restore_pb2.RestoreItemRequest) -> None:
+        r.ClearField("recent_bids")
+        r.leader_max = 500
+
     cases = [
         closed_at(3),  # the close is not after the extension (seq 3)
         closed_at(4, item_pb2.AUCTION_OUTCOME_SOLD),  # a sale without winner or price
@@ -400,6 +404,12 @@ async def test_restore_refuses_lifecycle_rows_that_cannot_be_and_writes_nothing(
         lambda r: r.item.created_ends_at.CopyFrom(_ts(ms_of(r.item.ends_at) + 1)),  # the end moved back
         lambda r: setattr(r.item, "reserve_price", 99),  # below the starting price
         lambda r: setattr(r.recent_extensions[0], "seq", 2),  # the bid's seq
+        # Bid kinds: a hidden maximum not above the price or with nobody leading, a ladder that does not
+        # start at 0, a buy-now price not above the starting price.
+        lambda r: setattr(r, "leader_max", 100),
+        nobody_leads,
+        lambda r: r.item.increments.add(from_price=5, increment=5),
+        lambda r: setattr(r.item, "buy_now_price", 100),
     ]
     want = grpc.StatusCode.INVALID_ARGUMENT if admin.token_on else grpc.StatusCode.PERMISSION_DENIED
     for change in cases:

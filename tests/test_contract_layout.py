@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from auction_contract.redis_layout import EVENT_FIELD, PREVIOUS_LEADER_FIELD, ItemField
+from auction_contract.redis_layout import EVENT_FIELD, LEADER_MAX_FIELD, PREVIOUS_LEADER_FIELD, ItemField
 from auction_contract.replies import ReplyCode
 from core_bidder.scripts import lua_source
 
@@ -77,10 +77,25 @@ def test_stream_entries_use_the_contract_event_field(script: str) -> None:
 
 
 def test_place_bid_names_the_previous_leader_in_the_bid_outbox_entry() -> None:
-    """The relay's `outbid` notice reads the leader before a bid from its outbox entry's second field."""
+    """The relay's `outbid` notice reads the leader before a bid from its outbox entry's second field;
+    the archive (audit only) reads the leader's maximum from a third, on the proxy path."""
     outbox_adds = re.findall(r"'XADD', outbox_key,[^\n]*", lua_source("place_bid"))
     bid_add = [add for add in outbox_adds if "event," in add]
-    assert bid_add == [f"'XADD', outbox_key, '*', '{EVENT_FIELD}', event, '{PREVIOUS_LEADER_FIELD}', leader)"]
+    plain = f"'XADD', outbox_key, '*', '{EVENT_FIELD}', event, '{PREVIOUS_LEADER_FIELD}', leader"
+    assert bid_add == [f"{plain}, '{LEADER_MAX_FIELD}', string.format('%d', top))", f"{plain})"]
+
+
+def test_the_leader_maximum_never_reaches_the_history_or_the_live_channel() -> None:
+    """Only outbox entries name the maximum: the history XADD and PUBLISH carry the event JSON alone,
+    and the raise's record goes to the outbox only."""
+    source = lua_source("place_bid")
+    history_adds = re.findall(r"'XADD', events_key,[^\n]*", source)
+    assert history_adds
+    assert all(add.endswith(f"'{EVENT_FIELD}', event)") or "notice)" in add for add in history_adds)
+    assert "max_raised" not in "".join(history_adds)
+    assert re.findall(r"redis\.call\(publish,[^\n]*", source) == [
+        "redis.call(publish, channel, event)", "redis.call(publish, channel, notice)"
+    ]  # fmt: skip
 
 
 def test_place_bid_answers_only_contract_reply_codes() -> None:

@@ -20,7 +20,11 @@
 -- later bids of the batch see the moved end. Rejected bids never extend.
 --
 -- Each accepted bid's outbox entry also carries field p, the leader before it ("" for none): the relay's
--- "outbid" notice (relay/notices.py) reads it there, off the bid path.
+-- "outbid" notice (relay/notices.py) reads it there, off the bid path. AUDIT ONLY: on the proxy path, field
+-- m is the maximum the event's bidder (the leader right after it) leads with, when above its amount; and
+-- a leader raising their own maximum without moving the price adds a `max_raised` entry to the outbox
+-- alone. The relay carries both to the archive, which keeps them for audit and the rebuild; neither is
+-- in the history, the live channel or any event JSON.
 --
 -- Reply: one array per bid, in order (an idempotent replay returns the stored one):
 --   {"A", seq, placed_ms, bid_count, ends_ms, item_seq}   accepted (ends_ms: the end after the bid;
@@ -84,8 +88,9 @@ local function inc_at(p)
   return found
 end
 
--- One bid event (history, outbox naming the leader before it, live channel); the bidder then leads.
-local function emit(bidder, amount, amount_s, proxy)
+-- One bid event (history, outbox naming the leader before it, live channel); the bidder then leads, with
+-- maximum top (nil: the amount) that only the outbox entry names.
+local function emit(bidder, amount, amount_s, proxy, top)
   seq, bid_count, price, price_s, dirty = seq + 1, bid_count + 1, amount, amount_s, true
   local seq_s = string.format('%d', seq)
   local event = '{"type":"bid","item_id":"' .. item_id .. '","seq":' .. seq_s .. ',"bid_id":"' .. item_id
@@ -93,7 +98,11 @@ local function emit(bidder, amount, amount_s, proxy)
     .. placed_at .. '","current_price":' .. amount_s .. ',"min_next_bid":'
     .. string.format('%d', amount + inc_at(amount)) .. (proxy and ',"proxy":true}' or '}')
   redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, seq_s .. '-0', 'e', event)
-  redis.call('XADD', outbox_key, '*', 'e', event, 'p', leader)
+  if top and top > amount then
+    redis.call('XADD', outbox_key, '*', 'e', event, 'p', leader, 'm', string.format('%d', top))
+  else
+    redis.call('XADD', outbox_key, '*', 'e', event, 'p', leader)
+  end
   leader = bidder
   redis.call(publish, channel, event)
   return seq_s
@@ -138,7 +147,7 @@ end
 -- `bidder` leads at price p with maximum top: one event, a proxy one unless they named that amount.
 local function settle(bidder, top, p, amount)
   local p_s = string.format('%d', p)
-  local seq_s = emit(bidder, p, p_s, p ~= amount)
+  local seq_s = emit(bidder, p, p_s, p ~= amount, top)
   set_top(top)
   return seq_s, p_s
 end
@@ -160,6 +169,10 @@ local function proxy_bid(bidder, amount, top)
       local p = with_reserve(price, top)
       if p == price then
         set_top(top)
+        -- No event says so: the archive hears of the raise from the outbox alone.
+        redis.call('XADD', outbox_key, '*', 'e', '{"type":"max_raised","item_id":"' .. item_id .. '","seq":'
+          .. string.format('%d', seq) .. ',"bidder":"' .. bidder .. '","max_amount":' .. string.format('%d', top)
+          .. ',"raised_at":"' .. placed_at .. '"}')
       else
         own, own_amount = settle(bidder, top, p, nil)
       end
@@ -174,7 +187,7 @@ local function proxy_bid(bidder, amount, top)
     local defender = leader
     if amount then
       own_amount = string.format('%d', amount)
-      own = emit(bidder, amount, own_amount, false)
+      own = emit(bidder, amount, own_amount, false, top)
     end
     settle(defender, current_top, with_reserve(math.min(current_top, top + inc_at(top)), current_top), nil)
   end

@@ -26,27 +26,27 @@ from auction.v1 import item_pb2 as auction_dot_v1_dot_item__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61uction/v1/restore.proto\x12\nauction.v1\x1a\x15\x61uction/v1/item.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x03\n\x0c\x41rchivedItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x16\n\x0estarting_price\x18\x05 \x01(\x03\x12\x15\n\rmin_increment\x18\x06 \x01(\x03\x12-\n\tstarts_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\nsoft_close\x18\n \x01(\x0b\x32\x15.auction.v1.SoftClose\x12\x1a\n\rreserve_price\x18\x0b \x01(\x03H\x00\x88\x01\x01\x12\x33\n\x0f\x63reated_ends_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06result\x18\r \x01(\x0b\x32\x19.auction.v1.AuctionResultB\x10\n\x0e_reserve_price\"\x83\x01\n\x11\x41rchivedExtension\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12+\n\x07\x65nds_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10previous_ends_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"/\n\rArchivedClose\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x11\n\tbid_count\x18\x02 \x01(\x03\"\x7f\n\x0b\x41rchivedBid\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0e\n\x06\x62idder\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12-\n\tplaced_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cmin_next_bid\x18\x05 \x01(\x03\"\xf1\x01\n\x12RestoreItemRequest\x12&\n\x04item\x18\x01 \x01(\x0b\x32\x18.auction.v1.ArchivedItem\x12\x11\n\tbid_count\x18\x02 \x01(\x03\x12,\n\x0brecent_bids\x18\x03 \x03(\x0b\x32\x17.auction.v1.ArchivedBid\x12\r\n\x05\x66orce\x18\x04 \x01(\x08\x12\x38\n\x11recent_extensions\x18\x05 \x03(\x0b\x32\x1d.auction.v1.ArchivedExtension\x12)\n\x06\x63losed\x18\x06 \x01(\x0b\x32\x19.auction.v1.ArchivedClose\"M\n\x13RestoreItemResponse\x12)\n\x06result\x18\x01 \x01(\x0e\x32\x19.auction.v1.RestoreResult\x12\x0b\n\x03seq\x18\x02 \x01(\x03*\x80\x01\n\rRestoreResult\x12\x1e\n\x1aRESTORE_RESULT_UNSPECIFIED\x10\x00\x12\x1a\n\x16RESTORE_RESULT_REBUILT\x10\x01\x12\x19\n\x15RESTORE_RESULT_EXISTS\x10\x02\x12\x18\n\x14RESTORE_RESULT_AHEAD\x10\x03\x32\x64\n\x12\x42idderAdminService\x12N\n\x0bRestoreItem\x12\x1e.auction.v1.RestoreItemRequest\x1a\x1f.auction.v1.RestoreItemResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61uction/v1/restore.proto\x12\nauction.v1\x1a\x15\x61uction/v1/item.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa6\x04\n\x0c\x41rchivedItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x16\n\x0estarting_price\x18\x05 \x01(\x03\x12\x15\n\rmin_increment\x18\x06 \x01(\x03\x12-\n\tstarts_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\nsoft_close\x18\n \x01(\x0b\x32\x15.auction.v1.SoftClose\x12\x1a\n\rreserve_price\x18\x0b \x01(\x03H\x00\x88\x01\x01\x12\x33\n\x0f\x63reated_ends_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06result\x18\r \x01(\x0b\x32\x19.auction.v1.AuctionResult\x12-\n\nincrements\x18\x0e \x03(\x0b\x32\x19.auction.v1.IncrementStep\x12\x1a\n\rbuy_now_price\x18\x0f \x01(\x03H\x01\x88\x01\x01\x42\x10\n\x0e_reserve_priceB\x10\n\x0e_buy_now_price\"\x83\x01\n\x11\x41rchivedExtension\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12+\n\x07\x65nds_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10previous_ends_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"/\n\rArchivedClose\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x11\n\tbid_count\x18\x02 \x01(\x03\"\x8e\x01\n\x0b\x41rchivedBid\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0e\n\x06\x62idder\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12-\n\tplaced_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cmin_next_bid\x18\x05 \x01(\x03\x12\r\n\x05proxy\x18\x06 \x01(\x08\"\x99\x02\n\x12RestoreItemRequest\x12&\n\x04item\x18\x01 \x01(\x0b\x32\x18.auction.v1.ArchivedItem\x12\x11\n\tbid_count\x18\x02 \x01(\x03\x12,\n\x0brecent_bids\x18\x03 \x03(\x0b\x32\x17.auction.v1.ArchivedBid\x12\r\n\x05\x66orce\x18\x04 \x01(\x08\x12\x38\n\x11recent_extensions\x18\x05 \x03(\x0b\x32\x1d.auction.v1.ArchivedExtension\x12)\n\x06\x63losed\x18\x06 \x01(\x0b\x32\x19.auction.v1.ArchivedClose\x12\x17\n\nleader_max\x18\x07 \x01(\x03H\x00\x88\x01\x01\x42\r\n\x0b_leader_max\"M\n\x13RestoreItemResponse\x12)\n\x06result\x18\x01 \x01(\x0e\x32\x19.auction.v1.RestoreResult\x12\x0b\n\x03seq\x18\x02 \x01(\x03*\x80\x01\n\rRestoreResult\x12\x1e\n\x1aRESTORE_RESULT_UNSPECIFIED\x10\x00\x12\x1a\n\x16RESTORE_RESULT_REBUILT\x10\x01\x12\x19\n\x15RESTORE_RESULT_EXISTS\x10\x02\x12\x18\n\x14RESTORE_RESULT_AHEAD\x10\x03\x32\x64\n\x12\x42idderAdminService\x12N\n\x0bRestoreItem\x12\x1e.auction.v1.RestoreItemRequest\x1a\x1f.auction.v1.RestoreItemResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'auction.v1.restore_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESTORERESULT']._serialized_start=1192
-  _globals['_RESTORERESULT']._serialized_end=1320
+  _globals['_RESTORERESULT']._serialized_start=1341
+  _globals['_RESTORERESULT']._serialized_end=1469
   _globals['_ARCHIVEDITEM']._serialized_start=97
-  _globals['_ARCHIVEDITEM']._serialized_end=554
-  _globals['_ARCHIVEDEXTENSION']._serialized_start=557
-  _globals['_ARCHIVEDEXTENSION']._serialized_end=688
-  _globals['_ARCHIVEDCLOSE']._serialized_start=690
-  _globals['_ARCHIVEDCLOSE']._serialized_end=737
-  _globals['_ARCHIVEDBID']._serialized_start=739
-  _globals['_ARCHIVEDBID']._serialized_end=866
-  _globals['_RESTOREITEMREQUEST']._serialized_start=869
-  _globals['_RESTOREITEMREQUEST']._serialized_end=1110
-  _globals['_RESTOREITEMRESPONSE']._serialized_start=1112
-  _globals['_RESTOREITEMRESPONSE']._serialized_end=1189
-  _globals['_BIDDERADMINSERVICE']._serialized_start=1322
-  _globals['_BIDDERADMINSERVICE']._serialized_end=1422
+  _globals['_ARCHIVEDITEM']._serialized_end=647
+  _globals['_ARCHIVEDEXTENSION']._serialized_start=650
+  _globals['_ARCHIVEDEXTENSION']._serialized_end=781
+  _globals['_ARCHIVEDCLOSE']._serialized_start=783
+  _globals['_ARCHIVEDCLOSE']._serialized_end=830
+  _globals['_ARCHIVEDBID']._serialized_start=833
+  _globals['_ARCHIVEDBID']._serialized_end=975
+  _globals['_RESTOREITEMREQUEST']._serialized_start=978
+  _globals['_RESTOREITEMREQUEST']._serialized_end=1259
+  _globals['_RESTOREITEMRESPONSE']._serialized_start=1261
+  _globals['_RESTOREITEMRESPONSE']._serialized_end=1338
+  _globals['_BIDDERADMINSERVICE']._serialized_start=1471
+  _globals['_BIDDERADMINSERVICE']._serialized_end=1571
 # @@protoc_insertion_point(module_scope)

@@ -65,6 +65,8 @@ class ArchivedItem(_message.Message):
     RESERVE_PRICE_FIELD_NUMBER: _builtins.int
     CREATED_ENDS_AT_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
+    INCREMENTS_FIELD_NUMBER: _builtins.int
+    BUY_NOW_PRICE_FIELD_NUMBER: _builtins.int
     item_id: _builtins.str
     title: _builtins.str
     description: _builtins.str
@@ -73,6 +75,8 @@ class ArchivedItem(_message.Message):
     min_increment: _builtins.int
     reserve_price: _builtins.int
     """The hidden reserve; unset when the item has none."""
+    buy_now_price: _builtins.int
+    """Unset when the item offers no buy-now."""
     @_builtins.property
     def starts_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -93,6 +97,10 @@ class ArchivedItem(_message.Message):
     def result(self) -> _item_pb2.AuctionResult:
         """Unset until the archive holds the item's `closed` event; its seq and bid count are `closed`."""
 
+    @_builtins.property
+    def increments(self) -> _containers.RepeatedCompositeFieldContainer[_item_pb2.IncrementStep]:
+        """The increment ladder as created; empty: min_increment at every price."""
+
     def __init__(
         self,
         *,
@@ -109,13 +117,20 @@ class ArchivedItem(_message.Message):
         reserve_price: _builtins.int | None = ...,
         created_ends_at: _timestamp_pb2.Timestamp | None = ...,
         result: _item_pb2.AuctionResult | None = ...,
+        increments: _abc.Iterable[_item_pb2.IncrementStep] | None = ...,
+        buy_now_price: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_reserve_price", b"_reserve_price", "created_at", b"created_at", "created_ends_at", b"created_ends_at", "ends_at", b"ends_at", "reserve_price", b"reserve_price", "result", b"result", "soft_close", b"soft_close", "starts_at", b"starts_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_buy_now_price", b"_buy_now_price", "_reserve_price", b"_reserve_price", "buy_now_price", b"buy_now_price", "created_at", b"created_at", "created_ends_at", b"created_ends_at", "ends_at", b"ends_at", "reserve_price", b"reserve_price", "result", b"result", "soft_close", b"soft_close", "starts_at", b"starts_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_reserve_price", b"_reserve_price", "created_at", b"created_at", "created_ends_at", b"created_ends_at", "currency", b"currency", "description", b"description", "ends_at", b"ends_at", "item_id", b"item_id", "min_increment", b"min_increment", "reserve_price", b"reserve_price", "result", b"result", "soft_close", b"soft_close", "starting_price", b"starting_price", "starts_at", b"starts_at", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buy_now_price", b"_buy_now_price", "_reserve_price", b"_reserve_price", "buy_now_price", b"buy_now_price", "created_at", b"created_at", "created_ends_at", b"created_ends_at", "currency", b"currency", "description", b"description", "ends_at", b"ends_at", "increments", b"increments", "item_id", b"item_id", "min_increment", b"min_increment", "reserve_price", b"reserve_price", "result", b"result", "soft_close", b"soft_close", "starting_price", b"starting_price", "starts_at", b"starts_at", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__buy_now_price: _TypeAlias = _typing.Literal["buy_now_price"]  # noqa: Y015
+    _WhichOneofArgType__buy_now_price: _TypeAlias = _typing.Literal["_buy_now_price", b"_buy_now_price"]  # noqa: Y015
     _WhichOneofReturnType__reserve_price: _TypeAlias = _typing.Literal["reserve_price"]  # noqa: Y015
     _WhichOneofArgType__reserve_price: _TypeAlias = _typing.Literal["_reserve_price", b"_reserve_price"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__buy_now_price) -> _WhichOneofReturnType__buy_now_price | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__reserve_price) -> _WhichOneofReturnType__reserve_price | None: ...
 
 Global___ArchivedItem: _TypeAlias = ArchivedItem  # noqa: Y015
@@ -185,10 +200,13 @@ class ArchivedBid(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     PLACED_AT_FIELD_NUMBER: _builtins.int
     MIN_NEXT_BID_FIELD_NUMBER: _builtins.int
+    PROXY_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     bidder: _builtins.str
     amount: _builtins.int
     min_next_bid: _builtins.int
+    proxy: _builtins.bool
+    """The platform placed it for the bidder's maximum (`"proxy":true` in the event)."""
     @_builtins.property
     def placed_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -199,10 +217,11 @@ class ArchivedBid(_message.Message):
         amount: _builtins.int = ...,
         placed_at: _timestamp_pb2.Timestamp | None = ...,
         min_next_bid: _builtins.int = ...,
+        proxy: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["placed_at", b"placed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bidder", b"bidder", "min_next_bid", b"min_next_bid", "placed_at", b"placed_at", "seq", b"seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bidder", b"bidder", "min_next_bid", b"min_next_bid", "placed_at", b"placed_at", "proxy", b"proxy", "seq", b"seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -218,10 +237,15 @@ class RestoreItemRequest(_message.Message):
     FORCE_FIELD_NUMBER: _builtins.int
     RECENT_EXTENSIONS_FIELD_NUMBER: _builtins.int
     CLOSED_FIELD_NUMBER: _builtins.int
+    LEADER_MAX_FIELD_NUMBER: _builtins.int
     bid_count: _builtins.int
     """Every accepted bid the archive holds for the item."""
     force: _builtins.bool
     """Overwrite an item that still exists in Redis (never a history newer than the archive)."""
+    leader_max: _builtins.int
+    """HIDDEN: the leader's maximum (the newest bid's bidder's) while above the price; unset: none. From
+    the archive's audit records; the bidder keeps it where no answer or event shows it.
+    """
     @_builtins.property
     def item(self) -> Global___ArchivedItem: ...
     @_builtins.property
@@ -245,12 +269,15 @@ class RestoreItemRequest(_message.Message):
         force: _builtins.bool = ...,
         recent_extensions: _abc.Iterable[Global___ArchivedExtension] | None = ...,
         closed: Global___ArchivedClose | None = ...,
+        leader_max: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["closed", b"closed", "item", b"item"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_leader_max", b"_leader_max", "closed", b"closed", "item", b"item", "leader_max", b"leader_max"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bid_count", b"bid_count", "closed", b"closed", "force", b"force", "item", b"item", "recent_bids", b"recent_bids", "recent_extensions", b"recent_extensions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_leader_max", b"_leader_max", "bid_count", b"bid_count", "closed", b"closed", "force", b"force", "item", b"item", "leader_max", b"leader_max", "recent_bids", b"recent_bids", "recent_extensions", b"recent_extensions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__leader_max: _TypeAlias = _typing.Literal["leader_max"]  # noqa: Y015
+    _WhichOneofArgType__leader_max: _TypeAlias = _typing.Literal["_leader_max", b"_leader_max"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__leader_max) -> _WhichOneofReturnType__leader_max | None: ...
 
 Global___RestoreItemRequest: _TypeAlias = RestoreItemRequest  # noqa: Y015
 
