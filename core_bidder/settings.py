@@ -41,8 +41,9 @@ class BidderSettings(BaseSettings, ServiceAuth):
     # have acknowledged it (Redis WAIT, one per batch); 0: off, the default. Single server only (see
     # `_check_cluster`); `core_bidder.replica_wait` says what an answer means then, and what a timeout does.
     redis_wait_replicas: int = Field(default=0, ge=0, le=16)
-    # How long each WAIT may take before the step is answered UNAVAILABLE (retryable).
-    redis_wait_timeout_ms: int = Field(default=500, ge=1, le=60_000)
+    # How long each WAIT may take before the step is answered UNAVAILABLE (retryable). At most 4 s: under
+    # redis-py's 5 s socket timeout and the edge's 5 s deadline, so the bidder's answer is the one heard.
+    redis_wait_timeout_ms: int = Field(default=500, ge=1, le=4_000)
     health_interval_seconds: float = Field(default=1.0, gt=0)
     shutdown_grace_seconds: float = Field(default=5.0, ge=0)
     metrics_port: int = Field(default=0, ge=0, le=65535)  # 0: no metrics listener

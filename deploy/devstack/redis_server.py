@@ -81,6 +81,8 @@ class RedisServer(ServerProcess):
             "--save", "",
             "--appendonly", "yes",
             "--appendfsync", self.fsync,
+            # A replica that (re)connects gets its copy at once, not after the default 5 s wait for others.
+            "--repl-diskless-sync-delay", "0",
             "--daemonize", "no",
             "--logfile", "",
         ]  # fmt: skip
