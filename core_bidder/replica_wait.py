@@ -13,7 +13,10 @@ same connection, in one round trip: an empty PUBLISH to `REPLICATION_FENCE_CHANN
 Redis server replicates like a write. The replication stream is one ordered log, so the fence's offset
 is past every write that completed before it was sent, whichever connection made it; its acknowledgement
 covers them all. (Cluster mode does not replicate PUBLISH, one reason the option is refused there:
-see `BidderSettings._check_cluster`.)
+see `BidderSettings._check_cluster`.) WAIT's documented contract is the connection's previous *writes*;
+Redis 7.0, which the tests run, happens to move a connection's offset on any command, later versions
+only on a write that is propagated, so the fence is a write. `tests/test_bidder_replica_wait.py` shows
+a bare WAIT answering at once for a write it does not cover, and the fenced one counting it.
 
 **When fewer replicas acknowledge in time.** The step is applied on the primary and Redis cannot take
 it back: viewers may already have seen it. The caller is answered UNAVAILABLE (`ReplicasBehind`, retryable,

@@ -57,12 +57,12 @@ async def test_a_replica_is_in_sync_when_started_and_resyncs_after_a_restart() -
                 assert await reader.config_get("appendfsync") == {"appendfsync": "always"}
             await replica.stop()
             await writer.set("meanwhile", "2")
-            assert await writer.execute_command("WAIT", 1, 100) == 0  # nobody to confirm it
+            assert await writer.wait(1, 100) == 0  # nobody to confirm it
             port = replica.port
             await replica.restart()
             await replica.wait_synced(scaled(30))
             assert replica.port == port
-            assert await writer.execute_command("WAIT", 1, int(scaled(5) * 1000)) == 1
+            assert await writer.wait(1, int(scaled(5) * 1000)) == 1
             async with _client(replica.url) as reader:
                 assert await reader.get("meanwhile") == "2"
 
@@ -96,7 +96,7 @@ async def test_up_runs_a_supervised_replica_and_fsync_always_when_asked(tmp_path
             for client in (primary, replica):
                 assert await client.config_get("appendfsync") == {"appendfsync": "always"}
             await primary.set("k", "v")
-            assert await primary.execute_command("WAIT", 1, int(scaled(5) * 1000)) == 1
+            assert await primary.wait(1, int(scaled(5) * 1000)) == 1
             assert await replica.get("k") == "v"
             # redis-server retitles itself `redis-server 127.0.0.1:PORT`.
             port = endpoints["redis_replica"].rsplit(":", 1)[1].split("/", 1)[0]
@@ -105,7 +105,7 @@ async def test_up_runs_a_supervised_replica_and_fsync_always_when_asked(tmp_path
             os.kill(replica_pids[0], signal.SIGKILL)
             await up.wait_for("redis-replica restarted", scaled(60))
             await primary.set("after", "yes")
-            assert await primary.execute_command("WAIT", 1, int(scaled(10) * 1000)) == 1
+            assert await primary.wait(1, int(scaled(10) * 1000)) == 1
             async with _client(endpoints["redis_replica"]) as restarted:  # the old connection died with it
                 assert await restarted.get("after") == "yes"
         finally:
