@@ -59,6 +59,7 @@ class Bidder:
     strategy: str
     stub: bidder_pb2_grpc.BidderServiceAsyncStub
     servers: Servers
+    server: BidderServer | None = None
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,7 @@ async def bidder(request: pytest.FixtureRequest, servers: Servers) -> AsyncItera
     port = await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Bidder(request.param, bidder_pb2_grpc.BidderServiceStub(channel), servers)
+        yield Bidder(request.param, bidder_pb2_grpc.BidderServiceStub(channel), servers, server)
     finally:
         await channel.close(grace=None)
         await server.stop()
@@ -99,9 +100,9 @@ def _ends_in(seconds: float) -> Timestamp:
     return Timestamp(seconds=int(time.time() + seconds))
 
 
-async def _create(b: Bidder, buy_now_price: int | None = None) -> str:
+async def _create(b: Bidder, buy_now_price: int | None = None, ends_in: float = 3600) -> str:
     request = bidder_pb2.CreateItemRequest(
-        title="Lamp", currency="USD", starting_price=100, min_increment=10, ends_at=_ends_in(3600),
+        title="Lamp", currency="USD", starting_price=100, min_increment=10, ends_at=_ends_in(ends_in),
         buy_now_price=buy_now_price,
     )  # fmt: skip
     return str((await b.stub.CreateItem(request)).item.id)
@@ -269,6 +270,32 @@ async def test_buy_now_and_create_wait_too(bidder: Bidder) -> None:
     assert (sale.seq, sale.amount) == (2, 500)
     assert await servers.on_replica.hget(keys.item, ItemField.WINNER.value) == "dee"
     assert await servers.on_replica.xlen(keys.events) == 3  # created, bid, closed: once
+
+
+async def test_a_close_is_on_the_replica_when_the_closer_returns(bidder: Bidder) -> None:
+    """The closer waits too: once its tick returns, the replica holds the results. With the replica
+    stopped the close still happens on the primary (nobody waits for its answer), once, and reaches the
+    replica when it is back."""
+    assert bidder.server is not None
+    closer = bidder.server.closer  # not started here (closer=False): ticked by hand
+    servers = bidder.servers
+    sold, unsold = await _create(bidder, ends_in=1.5), await _create(bidder, ends_in=1.5)
+    assert isinstance(await _place(bidder, sold, "eve", 100, key="eve-1"), bidder_pb2.PlaceBidResponse)
+    await asyncio.sleep(2.0)  # the auctions' time passing, not a wait for replication
+    assert await closer.tick() == 2
+    assert await servers.on_replica.hget(_keys(sold).item, ItemField.OUTCOME.value) == "sold"
+    assert await servers.on_replica.hget(_keys(unsold).item, ItemField.OUTCOME.value) == "no_sale"
+    late = await _create(bidder, ends_in=1.5)
+    await servers.stop_replica()
+    try:
+        await asyncio.sleep(2.0)
+        assert await closer.tick() == 1
+        assert await servers.on_primary.hget(_keys(late).item, ItemField.OUTCOME.value) == "no_sale"
+    finally:
+        await servers.start_replica()
+    assert await closer.tick() == 0
+    assert await servers.on_replica.hget(_keys(late).item, ItemField.OUTCOME.value) == "no_sale"
+    assert await servers.on_replica.xlen(_keys(late).events) == 2  # created, closed: once
 
 
 async def test_the_fence_covers_writes_made_on_other_connections(servers: Servers) -> None:
