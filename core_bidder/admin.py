@@ -14,6 +14,7 @@ import structlog
 from auction.v1 import restore_pb2, restore_pb2_grpc
 from auction_common.service_auth import token_matches
 from core_bidder.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from core_bidder.replica_wait import ReplicaWait
 from core_bidder.restore import (
     archived_bids,
     archived_close,
@@ -52,6 +53,7 @@ class BidderAdminServicer(restore_pb2_grpc.BidderAdminServiceServicer):
         self._settings = settings
         secret = settings.admin_token
         self._token = secret.get_secret_value() if secret is not None else None
+        self._wait = ReplicaWait.of(settings)
 
     async def RestoreItem(
         self, request: restore_pb2.RestoreItemRequest, context: grpc.aio.ServicerContext[object, object]
@@ -70,6 +72,8 @@ class BidderAdminServicer(restore_pb2_grpc.BidderAdminServiceServicer):
                 item, request.bid_count, bids, force=request.force, extensions=extensions, closed=closed,
                 leader_max=leader_max,
             )  # fmt: skip
+            if self._wait is not None and (behind := await self._wait.after(self._redis)) is not None:
+                raise behind  # restored on the primary; the rebuild may simply be run again
         except Exception as exc:
             await abort(context, exc)
         log.info("item_restored", item_id=item.item_id, result=result, seq=state.seq)

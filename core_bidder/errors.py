@@ -7,6 +7,8 @@ BidderError
 ├── BidRejected              too low / not open / closed / buy-now unavailable (FAILED_PRECONDITION
 │                            + reason)
 ├── StoreUnavailable         Redis unreachable or contention past the limit (UNAVAILABLE)
+│   └── ReplicasBehind       applied on the primary, not acknowledged by enough replicas in time
+│                            (UNAVAILABLE: a retry with the same idempotency key learns the outcome)
 ├── Unauthenticated          an operator call without the right credential (UNAUTHENTICATED)
 └── PermissionDenied         operator calls are switched off (PERMISSION_DENIED)
 """
@@ -58,6 +60,19 @@ class BidRejected(BidderError):
 
 class StoreUnavailable(BidderError):
     pass
+
+
+class ReplicasBehind(StoreUnavailable):
+    """The step ran on the primary (Redis cannot take it back) but fewer replicas than asked confirmed it
+    within the timeout; see `core_bidder.replica_wait`."""
+
+    def __init__(self, wanted: int, acknowledged: int, timeout_ms: int) -> None:
+        self.wanted = wanted
+        self.acknowledged = acknowledged
+        super().__init__(
+            f"{acknowledged} of {wanted} Redis replica(s) confirmed the write within {timeout_ms} ms; "
+            "its outcome is not yet durable: retry with the same idempotency key"
+        )
 
 
 class Unauthenticated(BidderError):

@@ -37,6 +37,13 @@ class BidderSettings(BaseSettings, ServiceAuth):
     # Single server: the pool's bound (callers wait for a free connection). Cluster: per node, and a
     # call finding every connection of its node busy fails instead of waiting.
     redis_max_connections: int = Field(default=64, ge=1)
+    # Answer a write step (a commit batch, a buy-now, a create, a close) only once this many replicas
+    # have acknowledged it (Redis WAIT, one per batch); 0: off, the default. Single server only (see
+    # `_check_cluster`); `core_bidder.replica_wait` says what an answer means then, and what a timeout does.
+    redis_wait_replicas: int = Field(default=0, ge=0, le=16)
+    # How long each WAIT may take before the step is answered UNAVAILABLE (retryable). At most 4 s: under
+    # redis-py's 5 s socket timeout and the edge's 5 s deadline, so the bidder's answer is the one heard.
+    redis_wait_timeout_ms: int = Field(default=500, ge=1, le=4_000)
     health_interval_seconds: float = Field(default=1.0, gt=0)
     shutdown_grace_seconds: float = Field(default=5.0, ge=0)
     metrics_port: int = Field(default=0, ge=0, le=65535)  # 0: no metrics listener
@@ -52,16 +59,28 @@ class BidderSettings(BaseSettings, ServiceAuth):
 
     @model_validator(mode="after")
     def _check_cluster(self) -> Self:
-        """Refuse WATCH on a cluster at startup rather than misbehave under load.
+        """Refuse WATCH and WAIT on a cluster at startup rather than misbehave under load.
 
         redis-py 8.1's cluster pipeline runs every command of a transaction on a new thread with its own
         event loop while the bidder's loop waits (about 30 ms per WATCH transaction here), and refuses
         TIME in it, which the WATCH writer reads under WATCH. See `auction_common.redis_client`.
+
+        WAIT counts the replicas of the node it is sent to, for the writes of its own connection: on a
+        cluster it would have to go to each written slot's node, after a fence on that node's replication
+        stream, on one connection; the cluster client hands out a connection per command, and cluster
+        mode does not replicate PUBLISH (the fence, see `core_bidder.replica_wait`). Rather than a WAIT
+        that silently proves nothing, the option is refused there.
         """
         if self.redis_cluster and self.strategy == "watch":
             raise ValueError(
                 "BIDDER_STRATEGY=watch is not supported with BIDDER_REDIS_CLUSTER=true: redis-py's cluster "
                 "transactions block the event loop and refuse TIME; use BIDDER_STRATEGY=lua"
+            )
+        if self.redis_cluster and self.redis_wait_replicas:
+            raise ValueError(
+                "BIDDER_REDIS_WAIT_REPLICAS is not supported with BIDDER_REDIS_CLUSTER=true: WAIT would "
+                "have to reach each written slot's node on the connection that wrote; use a single "
+                "primary with replicas, or BIDDER_REDIS_WAIT_REPLICAS=0"
             )
         return self
 

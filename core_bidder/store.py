@@ -29,6 +29,7 @@ from core_bidder.errors import (
     RejectReason,
     StoreUnavailable,
 )
+from core_bidder.replica_wait import ReplicaWait
 from core_bidder.rules import AcceptedBid, ItemLive, ItemResult, ItemStatic, ItemView
 from core_bidder.scripts import register
 from core_bidder.writers import BidInput
@@ -87,6 +88,7 @@ class ItemStore:
         self._maxlen = str(settings.history_maxlen)
         self._publish = settings.publish_command
         self._create = register(redis, "create_item")
+        self._wait = ReplicaWait.of(settings)
         self._static: OrderedDict[str, ItemStatic] = OrderedDict()
         self._keys: dict[str, ItemKeys] = {}
 
@@ -150,6 +152,8 @@ class ItemStore:
         )  # fmt: skip
         if created != 1:  # a random 80-bit id collided; vanishingly rare, so let the caller retry
             raise InvalidArgument("item id collision, retry")
+        if self._wait is not None and (behind := await self._wait.after(self._redis)) is not None:
+            raise behind  # the item exists on the primary; a retry creates another (no key to replay)
         self._remember(static)
         return ItemView(static, ItemLive(None, None, 0, 1, ends_ms))
 
@@ -202,6 +206,10 @@ class ItemStore:
                 # This item's write failed (its Redis node unreachable); others may have been accepted.
                 for index in indices:
                     outcomes[index] = StoreUnavailable("auction store unavailable")
+                continue
+            if isinstance(replies, StoreUnavailable):  # applied, not yet on enough replicas (ReplicasBehind)
+                for index in indices:
+                    outcomes[index] = replies
                 continue
             if isinstance(replies, BaseException):
                 raise replies  # not a failure of the store: a bug, reported for the whole call

@@ -92,6 +92,8 @@ class WatchBidWriter(WriterBase):
             if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
                 raise outcome  # cancellation and the like are not an item's failure
             results.append(outcome)
+        if self._wait is not None:  # one fence and WAIT after every EXEC of the batch
+            return await self._waited(results)
         return results
 
     async def place_bid(self, keys: ItemKeys, bid: BidInput) -> Reply:
@@ -113,7 +115,10 @@ class WatchBidWriter(WriterBase):
             pipe.multi()  # type: ignore[no-untyped-call]
             return self._queue_buy(pipe, keys, item, buyer, now_ms)
 
-        return await self._transact(keys, idem_key, BUY_SIGNATURE, decide)
+        reply = await self._transact(keys, idem_key, BUY_SIGNATURE, decide)
+        if self._wait is not None and (behind := await self._wait.after(self._server)) is not None:
+            raise behind
+        return reply
 
     async def _transact(
         self,

@@ -4,10 +4,15 @@
 `LuaBidWriter` is the production path: one EVALSHA per item for a whole batch of bids (group commit).
 It works on a single server and on Redis Cluster alike: each call names keys of one hash tag only.
 `core_bidder.watch_writer.WatchBidWriter` applies the same rules under WATCH/MULTI/EXEC.
+
+With `BIDDER_REDIS_WAIT_REPLICAS` both wait for replicas once per batch (`core_bidder.replica_wait`): a
+batch whose WAIT falls short answers `ReplicasBehind` for every item it carried. Without it, the write
+path is exactly what it was: one `is None` test per batch.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -15,11 +20,13 @@ import orjson
 from redis.exceptions import NoScriptError, RedisError
 
 from auction_contract.replies import Reply, ReplyCode
+from core_bidder.replica_wait import ReplicaWait
 from core_bidder.scripts import register
 
 if TYPE_CHECKING:
     from auction_common.redis_client import AnyRedis
     from auction_contract.redis_layout import ItemKeys
+    from core_bidder.errors import ReplicasBehind
     from core_bidder.settings import BidderSettings
 
 __all__ = [
@@ -80,6 +87,21 @@ class WriterBase:
         self._ttl_ms = settings.idempotency_ttl_seconds * 1000
         self._maxlen = settings.history_maxlen
         self._publish = settings.publish_command
+        # None: no WAIT (the default).
+        self._wait = ReplicaWait.of(settings)
+
+    async def _waited(self, results: list[list[Reply] | Exception]) -> list[list[Reply] | Exception]:
+        """`results` of steps that have completed, once the replicas have them; else `ReplicasBehind` in
+        place of every item's replies (a failed item keeps its own error)."""
+        assert self._wait is not None
+        behind = await self._wait.after(self._redis)
+        return results if behind is None else _all_behind(results, behind)
+
+
+def _all_behind(
+    results: list[list[Reply] | Exception], behind: ReplicasBehind
+) -> list[list[Reply] | Exception]:
+    return [result if isinstance(result, Exception) else behind for result in results]
 
 
 class LuaBidWriter(WriterBase):
@@ -111,10 +133,14 @@ class LuaBidWriter(WriterBase):
             keys=key_list,
             args=[keys.item_id, self._maxlen_s, keys.channel, self._publish, buyer, self._ttl_s],
         )
+        if self._wait is not None and (behind := await self._wait.after(self._redis)) is not None:
+            raise behind
         return [text_of(x) for x in reply]
 
     async def place_groups(self, groups: Sequence[Group]) -> list[list[Reply] | Exception]:
         calls = [self._call(keys, bids) for keys, bids in groups]
+        if self._wait is not None:
+            return await self._place_waited(calls, self._wait)
         if len(calls) == 1:
             key_list, args = calls[0]
             return [_replies(await self._script(keys=key_list, args=args))]
@@ -138,6 +164,36 @@ class LuaBidWriter(WriterBase):
         # A failure stays with its own item: on a cluster the other items' calls ran on other nodes and
         # their bids may be accepted, so their callers must hear so.
         return [r if isinstance(r, Exception) else _replies(r) for r in results]
+
+    async def _place_waited(
+        self, calls: list[tuple[list[str], list[str]]], wait: ReplicaWait
+    ) -> list[list[Reply] | Exception]:
+        """Every item's EVALSHA, then the fence and WAIT, in one pipeline: one round trip per batch.
+
+        A single server only (the settings refuse WAIT on a cluster). A call answered NOSCRIPT did not
+        run: it is run again through the script object (which loads it), and then waited for once more.
+        """
+        started = time.perf_counter()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key_list, args in calls:
+                pipe.execute_command("EVALSHA", self._script.sha, len(key_list), *key_list, *args)
+            wait.queue(pipe)
+            results = await pipe.execute(raise_on_error=False)
+        behind = wait.check(results[-2:], started)
+        del results[-2:]
+        rerun = False
+        for index, result in enumerate(results):
+            if isinstance(result, NoScriptError):
+                rerun = True
+                key_list, args = calls[index]
+                try:
+                    results[index] = await self._script(keys=key_list, args=args)
+                except RedisError as exc:
+                    results[index] = exc
+        if behind is None and rerun:
+            behind = await wait.after(self._redis)
+        replies = [r if isinstance(r, Exception) else _replies(r) for r in results]
+        return replies if behind is None else _all_behind(replies, behind)
 
 
 def replay_of(prior: str, amount_s: str) -> Reply:

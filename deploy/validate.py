@@ -174,7 +174,16 @@ def check_hadolint() -> list[str]:
 def check_compose() -> list[str]:
     compose = tool("docker-compose")
     base_env = {key: value for key, value in os.environ.items() if key not in DUMMY_SECRETS}
-    args = [compose, "-f", str(COMPOSE.relative_to(ROOT)), "--profile", "load", "config"]
+    args = [
+        compose,
+        "-f",
+        str(COMPOSE.relative_to(ROOT)),
+        "--profile",
+        "load",
+        "--profile",
+        "replica",
+        "config",
+    ]
     problems: list[str] = []
     proc = run([*args, "-q"], env={**base_env, **DUMMY_SECRETS})
     if proc.returncode != 0:

@@ -22,7 +22,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest_asyncio
 import redis.asyncio as redis_asyncio
@@ -66,10 +66,12 @@ def temp_data_dir(prefix: str) -> Iterator[Path]:
 
 
 @contextlib.asynccontextmanager
-async def running_server(server_class: type[S], prefix: str) -> AsyncIterator[S]:
-    """A real server of `server_class` in a fresh temporary data directory, stopped and removed after."""
+async def running_server(server_class: type[S], prefix: str, **options: Any) -> AsyncIterator[S]:
+    """A real server of `server_class` in a fresh temporary data directory, stopped and removed after.
+
+    `options` go to the class as is: `RedisServer`'s `fsync="always"`, `RedisReplica`'s `primary`."""
     with temp_data_dir(prefix) as data_dir:
-        server = server_class(data_dir, sink=server_sink(), start_timeout=scaled(30))
+        server = server_class(data_dir, sink=server_sink(), start_timeout=scaled(30), **options)
         try:
             await server.start()
             yield server

@@ -77,3 +77,27 @@ async def test_tiny_experiments_write_a_report_with_plots_and_verdicts(tmp_path:
     assert results["failover"]["missed_events"] == 0
     assert results["failover"]["reconnected"] > 0
     assert json.loads((folder / "machine.json").read_text())["cores"]
+
+
+async def test_tiny_durability_experiment_measures_every_option_in_one_run(tmp_path: Path) -> None:
+    """Experiment 3d alone at tiny scale: everysec, always and WAIT 1 each ran the war correctly, the
+    replica's WAITs were acknowledged and it ended equal to the primary; the section says what each
+    option survives, with a plot."""
+    report = await run_all(["durability"], "tiny", tmp_path)
+    text = report.read_text()
+    results = json.loads((report.parent / "results.json").read_text())["durability"]
+    runs = {r["config"]: r for r in results["runs"]}
+    assert set(runs) == {"everysec", "always", "wait1"}
+    for run in runs.values():
+        assert run["figures"]["requests"] > 0, run
+        assert run["figures"]["verdict"] == "correct", run
+    assert (runs["everysec"]["fsync"], runs["always"]["fsync"]) == ("everysec", "always")
+    assert runs["wait1"]["replicas"] == 1
+    assert runs["wait1"]["waits"].get("acknowledged", 0) > 0
+    assert runs["wait1"]["replica_equal"] is True
+    assert runs["everysec"]["waits"] == {}
+    assert results["filesystem"]
+    assert "Experiment 3d: what Redis durability costs" in text
+    assert "a machine crash may lose up to about 1 s" in text
+    assert "Every war is correct with every option." in text
+    assert (report.parent / "durability_throughput.png").stat().st_size > 1000

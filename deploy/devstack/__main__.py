@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devstack import status
+from devstack.redis_server import FSYNC_CHOICES
 from devstack.stack import UpOptions, up
 
 if TYPE_CHECKING:
@@ -32,6 +33,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--partitions", type=int, default=None, help="BIDDER_PARTITIONS (default: the bidder's)")
     run.add_argument("--servers-only", action="store_true", help="start only Redis, NATS and Postgres")
     run.add_argument(
+        "--redis-fsync",
+        choices=FSYNC_CHOICES,
+        default="everysec",
+        help="Redis AOF appendfsync: everysec (default; a machine crash may lose about 1 s) or always "
+        "(fsync before every reply)",
+    )
+    run.add_argument(
+        "--redis-replica",
+        action="store_true",
+        help="also run a Redis replica, and make the bidder wait for it after every write "
+        "(BIDDER_REDIS_WAIT_REPLICAS=1)",
+    )
+    run.add_argument(
         "--edge-workers", type=int, default=None, help="edge processes (default: one per core, at most 4)"
     )
     state = commands.add_parser("status", help="each process's state and restarts, from a running `up`")
@@ -53,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         strategy=args.strategy,
         partitions=args.partitions,
         servers_only=args.servers_only,
+        redis_fsync=args.redis_fsync,
+        redis_replica=args.redis_replica,
         **({"edge_workers": args.edge_workers} if args.edge_workers else {}),
     )
     return asyncio.run(up(options))

@@ -7,14 +7,15 @@ once the server says so::
         client = redis_asyncio.from_url(redis.url)
 
 All share `ServerProcess`'s life cycle: `start()`, `stop()`, `restart()` (same port, same data), `kill()`,
-`pause()`/`resume()`, `wait()`.
+`pause()`/`resume()`, `wait()`. `RedisServer(..., fsync="always")` fsyncs its AOF before every reply;
+`RedisReplica(data_dir, primary)` replicates a running `RedisServer`.
 """
 
 from __future__ import annotations
 
 from devstack.nats_server import NatsServer
 from devstack.postgres_server import PostgresServer
-from devstack.redis_server import RedisServer
+from devstack.redis_server import RedisReplica, RedisServer
 from devstack.server_base import ServerProcess
 
-__all__ = ["NatsServer", "PostgresServer", "RedisServer", "ServerProcess"]
+__all__ = ["NatsServer", "PostgresServer", "RedisReplica", "RedisServer", "ServerProcess"]

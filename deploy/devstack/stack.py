@@ -6,6 +6,9 @@ A later service (fan-out on 8081, outbox relay, archiver) is one more `ServiceSp
 its `build` picks a port, reads what it needs from the `StackContext` (server URLs, endpoints of services
 started before it) and registers its own endpoint there.
 
+Redis's durability is an option (`--redis-fsync everysec|always`, `--redis-replica`: a second Redis that
+replicates the first, and a bidder that waits for it after every write step; see `devstack.redis_server`).
+
 Every process is supervised from the moment it is ready (`devstack.supervisor`): one that dies is restarted
 on its ports and data, with backoff, while the rest keeps running; only a signal stops the stack.
 """
@@ -28,7 +31,7 @@ from devstack.child import LineSink, PrefixPrinter
 from devstack.errors import DevstackError, PortTakenError
 from devstack.ports import LOCALHOST, free_port, port_is_free
 from devstack.processes import ServiceProcess
-from devstack.servers import NatsServer, PostgresServer, RedisServer
+from devstack.servers import NatsServer, PostgresServer, RedisReplica, RedisServer
 from devstack.services import bidder_process, edge_process
 from devstack.services_archive import archiver_process, relay_process
 from devstack.services_fanout import cpu_for, fanout_process
@@ -45,6 +48,8 @@ from devstack.tokens import (
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
+
+    from devstack.redis_server import Fsync
 
 RESERVED_PORTS = {8081: "the WebSocket fan-out"}
 SELF = "devstack"
@@ -70,6 +75,10 @@ class UpOptions:
     strategy: str = "lua"
     partitions: int | None = None
     servers_only: bool = False
+    # Redis's AOF fsync policy: `everysec` (the default) or `always` (fsync before every reply).
+    redis_fsync: Fsync = "everysec"
+    # A second Redis replicating the first; the bidder then waits for it (BIDDER_REDIS_WAIT_REPLICAS=1).
+    redis_replica: bool = False
 
 
 @dataclass
@@ -83,6 +92,13 @@ class StackContext:
     postgres: PostgresServer
     sink: LineSink
     endpoints: dict[str, str] = field(default_factory=dict)
+    redis_replica: RedisReplica | None = None
+
+    @property
+    def servers(self) -> list[RedisServer | NatsServer | PostgresServer]:
+        """The servers in start order: Redis (and its replica), NATS, PostgreSQL."""
+        replica = [] if self.redis_replica is None else [self.redis_replica]
+        return [self.redis, *replica, self.nats, self.postgres]
 
     def log_path(self, name: str) -> Path:
         """Where a service's output is kept besides the terminal."""
@@ -126,10 +142,12 @@ def _service_token(ctx: StackContext) -> dict[str, str]:
 def _bidder(ctx: StackContext) -> ServiceProcess:
     port = free_port()
     ctx.endpoints["bidder"] = f"{LOCALHOST}:{port}"
+    # With a replica, every write step waits for it (`core_bidder.replica_wait`).
+    wait = {} if ctx.redis_replica is None else {"BIDDER_REDIS_WAIT_REPLICAS": "1"}
     return bidder_process(
         ctx.redis.url, port, strategy=ctx.options.strategy, partitions=ctx.options.partitions,
         admin_token=local_admin_token(ctx.jwt_secret), sink=ctx.sink, log_path=ctx.log_path("bidder"),
-        extra_env=_service_token(ctx),
+        extra_env={**_service_token(ctx), **wait},
     )  # fmt: skip
 
 
@@ -234,13 +252,17 @@ class Stack:
         self.options = options
         self.sink: LineSink = sink if sink is not None else PrefixPrinter()
         state = options.state_dir
+        redis = RedisServer(state / "redis", fsync=options.redis_fsync, sink=self.sink)
         self.ctx = StackContext(
             options=options,
             jwt_secret=ensure_local_secret(state),
-            redis=RedisServer(state / "redis", sink=self.sink),
+            redis=redis,
             nats=NatsServer(state / "nats", sink=self.sink),
             postgres=PostgresServer(state / "postgres", sink=self.sink),
             sink=self.sink,
+            redis_replica=RedisReplica(state / "redis-replica", redis, sink=self.sink)
+            if options.redis_replica
+            else None,
         )
         self.started: list[Component] = []
         self._stopping = asyncio.Event()
@@ -262,11 +284,13 @@ class Stack:
 
     async def _start_all(self) -> None:
         ctx = self.ctx
-        for server in (ctx.redis, ctx.nats, ctx.postgres):
+        for server in ctx.servers:
             self.started.append(server)
             await server.start()
             self.supervisor.watch(server)
         ctx.endpoints["redis"] = ctx.redis.url
+        if ctx.redis_replica is not None:
+            ctx.endpoints["redis_replica"] = ctx.redis_replica.url
         ctx.endpoints["nats"] = ctx.nats.url
         ctx.endpoints["nats_monitor"] = ctx.nats.monitor_url
         ctx.endpoints["postgres"] = ctx.postgres.dsn

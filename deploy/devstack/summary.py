@@ -38,7 +38,8 @@ def render(options: UpOptions, endpoints: Mapping[str, str], *, secret_from_env:
         ("fanout (WS)", endpoints.get("fanout", ""), "/ws/items/{id}, 2 processes"),
         ("bidder (gRPC)", endpoints.get("bidder", ""), "health + reflection"),
         ("archiver (gRPC)", endpoints.get("archiver", ""), "bid history; relay moves the outbox to NATS"),
-        ("redis", endpoints["redis"], ""),
+        ("redis", endpoints["redis"], f"AOF appendfsync {options.redis_fsync}"),
+        ("redis replica", endpoints.get("redis_replica", ""), "the bidder waits for it (WAIT 1)"),
         ("nats", endpoints["nats"], f"monitor {endpoints['nats_monitor']}"),
         ("postgres", endpoints["postgres"], ""),
     ]
