@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from auction_bench.exp_chaos import SECTION as CHAOS_SECTION
 from auction_bench.experiments import EXPERIMENTS, run_all
+from tests.conftest import scaled
+
+# The chaos experiment runs a whole `devstack up` and nine kills even at tiny scale: a test of its own.
+ON_THEIR_OWN = {"chaos"}
 
 
 async def test_tiny_experiments_write_a_report_with_plots_and_verdicts(tmp_path: Path) -> None:
     """Every experiment runs at tiny scale; the report has its sections, plots, raw results, machine."""
-    report = await run_all(list(EXPERIMENTS), "tiny", tmp_path)
+    report = await run_all([name for name in EXPERIMENTS if name not in ON_THEIR_OWN], "tiny", tmp_path)
     text = report.read_text()
     folder = report.parent
     assert "Experiment 1" in text
@@ -77,3 +84,23 @@ async def test_tiny_experiments_write_a_report_with_plots_and_verdicts(tmp_path:
     assert results["failover"]["missed_events"] == 0
     assert results["failover"]["reconnected"] > 0
     assert json.loads((folder / "machine.json").read_text())["cores"]
+
+
+@pytest.mark.timeout(scaled(400))
+async def test_tiny_chaos_experiment_writes_its_table_with_nothing_lost(tmp_path: Path) -> None:
+    """Experiment 3d at tiny scale: one row per kill, each with its restart, lost 0 and duplicated 0."""
+    report = await run_all(["chaos"], "tiny", tmp_path)
+    text = report.read_text()
+    assert CHAOS_SECTION in text
+    assert "| component | unavailable s | back s | archived s |" in text
+    assert "Lost 0 and duplicated 0 for every component" in text
+    assert "WRONG" not in text
+    chaos = json.loads((report.parent / "results.json").read_text())["chaos"]
+    assert chaos["exact"] is True
+    assert [row["component"] for row in chaos["kills"]] == [
+        "edge worker", "edge main", "bidder", "redis", "fanout", "relay", "nats", "archiver", "postgres",
+    ]  # fmt: skip
+    for row in chaos["kills"]:
+        assert (row["lost"], row["duplicated"]) == (0, 0), row
+        assert row["restarts"] >= 1, row
+        assert row["unavailable_s"] > 0, row

@@ -57,6 +57,7 @@ class KillFigures:
     back_s: float  # kill to: replaced, everything running, edge ready, a bid accepted again
     archived_s: float  # kill to: history and archive hold every bid acknowledged so far
     accepted: int  # 201s from the kill to the next kill
+    resends: int  # sends of a key already sent (the SDK's retries, and ours after a failed call)
     failed_calls: int  # calls that failed after the SDK's retries (their keys were sent again)
     lost: int
     duplicated: int
@@ -73,6 +74,7 @@ class ChaosFigures:
     viewers: int
     requests: int
     accepted: int
+    resends: int
     failed_calls: int
     create_failures: int
     unresolved: int  # keys whose outcome was still unknown when the war ended
@@ -181,6 +183,7 @@ def _figures(log: WarLog, recoveries: list[Recovery], war_end: float) -> list[Ki
                 back_s=seen.back_s,
                 archived_s=seen.archived_s,
                 accepted=sum(start <= t < end for t in log.successes),
+                resends=sum(start <= t < end for t in log.resends),
                 failed_calls=sum(start <= t < end for t, _ in log.failed_calls),
                 lost=len(seen.missing),
                 duplicated=len(seen.twice),
@@ -198,7 +201,8 @@ async def run_chaos(
     progress: Callable[[str], None] = print,
     targets: tuple[Target, ...] = TARGETS,
 ) -> ChaosFigures:
-    """The whole run in `state` (a fresh directory; the stack's data and logs stay there)."""
+    """The whole run in `state` (made if missing; the stack's data and logs stay there)."""
+    await asyncio.to_thread(state.mkdir, parents=True, exist_ok=True)
     try:
         async with running_stack(state) as stack:
             endpoints: dict[str, str] = json.loads((state / "endpoints.json").read_text())
@@ -230,6 +234,7 @@ async def run_chaos(
         viewers=len(war.viewers),
         requests=log.requests,
         accepted=len(log.accepted),
+        resends=len(log.resends),
         failed_calls=len(log.failed_calls),
         create_failures=log.create_failures,
         unresolved=len(log.unresolved),

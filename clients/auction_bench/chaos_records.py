@@ -116,7 +116,10 @@ async def read_states(edge_url: str, item_ids: Iterable[str]) -> dict[str, dict[
 async def read_all(
     redis_url: str, dsn: str, edge_url: str, item_ids: Iterable[str], *, states: bool
 ) -> Records:
+    """The archive first: what it holds then the history holds too (the outbox entry of an event is
+    written in the same atomic step as its history entry), so a bid placed meanwhile is not taken for
+    one archived but missing from the history."""
     ids = list(item_ids)
-    history = await read_history(redis_url, ids)
     bids, results = await read_archive(dsn, ids)
+    history = await read_history(redis_url, ids)
     return Records(history, bids, results, await read_states(edge_url, ids) if states else {})

@@ -20,6 +20,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import httpx
+
 from auction.errors import AuctionClosed, AuctionError, BidTooLow, RateLimited, ServerError, TransportError
 from auction.live import BidPlaced, Closed, Extended, ItemCreated, OtherEvent, Reset, Snapshot, watch_item
 from auction.rest import AsyncAuctionClient
@@ -73,7 +75,15 @@ class WarLog:
     unresolved: set[str] = field(default_factory=set)  # keys whose outcome is still unknown
     unexpected: list[str] = field(default_factory=list)  # answers no bid of this war should get
     create_failures: int = 0
-    requests: int = 0
+    requests: int = 0  # calls to `place_bid` (each may be several sends)
+    resends: list[float] = field(default_factory=list)  # when a key already sent was sent again
+    _sent: set[str] = field(default_factory=set)
+
+    def sending(self, key: str) -> None:
+        """One HTTP send of a bid (the SDK's retries and ours included)."""
+        if key in self._sent:
+            self.resends.append(time.monotonic())
+        self._sent.add(key)
 
     def record(self, key: str, accepted: Accepted) -> None:
         self.bid_ids_by_key.setdefault(key, set()).add(accepted.bid_id)
@@ -130,6 +140,23 @@ async def watch(fanout_url: str, log: ViewerLog) -> None:
     finally:
         log.connects = stream.connects
         await stream.aclose()
+
+
+class _Counting(httpx.AsyncBaseTransport):
+    """The HTTP transport under the SDK, noting every send of each Idempotency-Key (retries included)."""
+
+    def __init__(self, log: WarLog) -> None:
+        self._log = log
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key = request.headers.get("idempotency-key")
+        if key:
+            self._log.sending(key)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 class ChaosWar:
@@ -217,7 +244,11 @@ class ChaosWar:
         token = mint_token(self.secret, name, "bidder", ttl_seconds=7200)
         over: set[str] = set()
         next_amount: dict[str, int] = {}
-        async with AsyncAuctionClient(self.edge_url, token, timeout=5.0, retry=self.size.retry) as client:
+        transport = _Counting(self.log)
+        client = AsyncAuctionClient(
+            self.edge_url, token, timeout=5.0, retry=self.size.retry, transport=transport
+        )
+        async with client:
             while True:
                 lot = self._pick(index, over)
                 if lot is None:

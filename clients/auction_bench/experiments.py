@@ -14,7 +14,15 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from auction_bench import exp_contention, exp_failover, exp_fanout, exp_last_seconds, exp_outage, exp_scale
+from auction_bench import (
+    exp_chaos,
+    exp_contention,
+    exp_failover,
+    exp_fanout,
+    exp_last_seconds,
+    exp_outage,
+    exp_scale,
+)
 from auction_bench.report import Report
 
 Experiment = Callable[..., Awaitable[None]]
@@ -23,6 +31,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "fanout": exp_fanout.run,
     "failover": exp_failover.run,
     "outages": exp_outage.run,
+    "chaos": exp_chaos.run,
     "scale": exp_scale.run,
     "last_seconds": exp_last_seconds.run,
 }
