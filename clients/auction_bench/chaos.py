@@ -26,7 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from auction_bench import chaos_check
-from auction_bench.chaos_kills import TARGETS, Kill, Target, kill, restarts_since, wait_back
+from auction_bench.chaos_kills import (
+    TARGETS,
+    Kill,
+    Target,
+    edge_workers,
+    kill,
+    restarts_since,
+    status,
+    wait_back,
+)
 from auction_bench.chaos_records import read_all, read_archive
 from auction_bench.chaos_war import ChaosWar, WarLog, WarSize
 from auction_bench.stack_war import running_stack
@@ -218,7 +227,9 @@ async def run_chaos(
             started = time.monotonic()
             await asyncio.sleep(scale.settle)
             first_kill = time.monotonic()
-            recoveries = [await _one_kill(platform, target, progress) for target in targets]
+            recoveries = [
+                await _one_kill(platform, target, progress) for target in applicable(state, targets, progress)
+            ]
             war_end = time.monotonic()
             await war.finish(within=size.lifetime * 3 + scale.back_within)
             missing, twice = await platform.archived(scale.archived_within)
@@ -244,6 +255,14 @@ async def run_chaos(
         closes=chaos_check.closes(war.item_ids(), log, records),
         viewer_faults=chaos_check.viewers(war.viewers, records),
     )
+
+
+def applicable(state: Path, targets: tuple[Target, ...], progress: Callable[[str], None]) -> list[Target]:
+    """The targets this stack has: an edge on one core runs no worker processes (`EDGE_WORKERS` 1)."""
+    workers = edge_workers(int(status(state)["edge"]["pid"]))
+    if not workers and any(target.worker for target in targets):
+        progress("  chaos: the edge runs no worker processes here (one core): no edge worker to kill")
+    return [target for target in targets if workers or not target.worker]
 
 
 async def _wait_results(platform: _Platform, within: float) -> None:
