@@ -29,9 +29,10 @@ async def run(report: Report, *, scale: str = "full", progress: Any = print) -> 
     report.text(
         f"`python -m devstack up` (supervised: whatever dies is restarted with backoff). {war.bidders} SDK "
         f"bidders over {war.open_lots} lots at a time, each lot ending {war.lifetime:g} s after it opens (so "
-        f"auctions close all through, also while something is down), {war.viewers_per_lot} SDK viewers "
-        "(`watch_item`) per lot. Each intended bid has one Idempotency-Key; the SDK retries it (8 attempts, "
-        "backoff to 2 s) and a call that still fails is sent again with the same key until its outcome is "
+        f"auctions close all through, also while something is down), SDK viewers (`watch_item`): "
+        f"{war.viewers_per_lot} per lot. Each intended bid has one Idempotency-Key; the SDK retries it "
+        f"({war.retry.attempts} attempts, backoff to {war.retry.max_wait:g} s) and a call that still fails "
+        "is sent again with the same key until its outcome is "
         f"known. After {size.settle:g} s of war, each component in turn gets SIGKILL (PostgreSQL with every "
         "process it forked; an edge worker is respawned by uvicorn, everything else by the supervisor); the "
         "next kill waits until the process runs again, the edge is ready, a bid was accepted again and the "
@@ -41,7 +42,9 @@ async def run(report: Report, *, scale: str = "full", progress: Any = print) -> 
         'again; "archived s": kill to the archive holding every acknowledged bid; "resends": sends of a key '
         'already sent (retries); "failed calls": calls that failed after the SDK\'s retries; "lost": '
         'acknowledged bids missing from the history or the archive; "duplicated": a key answered with two '
-        "bids, a bid twice, a bid archived but not in the history.",
+        "bids, a bid twice, a bid archived but not in the history. An archiver killed while it held a "
+        "fetched batch not yet acked leaves that batch to JetStream's redelivery after the consumer's ack "
+        'wait (30 s by default, `ARCHIVER_ACK_WAIT_SECONDS`): its "archived s" is then about 30.',
     )
     report.table(
         ["component", "unavailable s", "back s", "archived s", "accepted", "resends", "failed calls", "lost",
