@@ -5,12 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from auction_bench.chaos_kills import TARGETS
+from auction_bench.exp_chaos import SECTION as CHAOS_SECTION
 from auction_bench.experiments import EXPERIMENTS, run_all
+from devstack.stack import default_edge_workers
+from tests.conftest import scaled
+
+# The chaos experiment runs a whole `devstack up` and nine kills even at tiny scale, and durability three
+# Redis setups: each has a test of its own, so the all-experiments test stays within its timeout.
+ON_THEIR_OWN = {"chaos", "durability"}
 
 
 async def test_tiny_experiments_write_a_report_with_plots_and_verdicts(tmp_path: Path) -> None:
     """Every experiment runs at tiny scale; the report has its sections, plots, raw results, machine."""
-    report = await run_all(list(EXPERIMENTS), "tiny", tmp_path)
+    report = await run_all([name for name in EXPERIMENTS if name not in ON_THEIR_OWN], "tiny", tmp_path)
     text = report.read_text()
     folder = report.parent
     assert "Experiment 1" in text
@@ -80,7 +90,7 @@ async def test_tiny_experiments_write_a_report_with_plots_and_verdicts(tmp_path:
 
 
 async def test_tiny_durability_experiment_measures_every_option_in_one_run(tmp_path: Path) -> None:
-    """Experiment 3d alone at tiny scale: everysec, always and WAIT 1 each ran the war correctly, the
+    """Experiment 3e alone at tiny scale: everysec, always and WAIT 1 each ran the war correctly, the
     replica's WAITs were acknowledged and it ended equal to the primary; the section says what each
     option survives, with a plot."""
     report = await run_all(["durability"], "tiny", tmp_path)
@@ -97,7 +107,27 @@ async def test_tiny_durability_experiment_measures_every_option_in_one_run(tmp_p
     assert runs["wait1"]["replica_equal"] is True
     assert runs["everysec"]["waits"] == {}
     assert results["filesystem"]
-    assert "Experiment 3d: what Redis durability costs" in text
+    assert "Experiment 3e: what Redis durability costs" in text
     assert "a machine crash may lose up to about 1 s" in text
     assert "Every war is correct with every option." in text
     assert (report.parent / "durability_throughput.png").stat().st_size > 1000
+
+
+@pytest.mark.timeout(scaled(400))
+async def test_tiny_chaos_experiment_writes_its_table_with_nothing_lost(tmp_path: Path) -> None:
+    """Experiment 3d at tiny scale: one row per kill, each with its restart, lost 0 and duplicated 0."""
+    report = await run_all(["chaos"], "tiny", tmp_path)
+    text = report.read_text()
+    assert CHAOS_SECTION in text
+    assert "| component | unavailable s | back s | archived s |" in text
+    assert "Lost 0 and duplicated 0 for every component" in text
+    assert "WRONG" not in text
+    chaos = json.loads((report.parent / "results.json").read_text())["chaos"]
+    assert chaos["exact"] is True
+    killed = [target.component for target in TARGETS if default_edge_workers() > 1 or not target.worker]
+    assert [row["component"] for row in chaos["kills"]] == killed
+    assert {"edge main", "bidder", "redis", "fanout", "relay", "nats", "archiver", "postgres"} <= set(killed)
+    for row in chaos["kills"]:
+        assert (row["lost"], row["duplicated"]) == (0, 0), row
+        assert row["restarts"] >= 1, row
+        assert row["unavailable_s"] > 0, row

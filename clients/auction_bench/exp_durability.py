@@ -1,4 +1,4 @@
-"""Experiment 3d: what Redis durability costs, each option against the default in one run.
+"""Experiment 3e: what Redis durability costs, each option against the default in one run.
 
 `auction_bench.durability` runs the same REST war against `appendfsync everysec` (the default),
 `appendfsync always`, and a replica the bidder WAITs for after each commit batch (at full scale also
@@ -31,7 +31,7 @@ async def run(report: Report, *, scale: str = "full", progress: Any = print) -> 
 
     runs, filesystem = await durability.bench(configs, levels, duration, warmup, on_run=announce)
     report.results["durability"] = {"filesystem": filesystem, "runs": [asdict(r) for r in runs]}
-    report.heading("Experiment 3d: what Redis durability costs")
+    report.heading("Experiment 3e: what Redis durability costs")
     report.text(
         f"The same REST bidding war (one hot item, the lean load generator, {duration:g} s measured after "
         f"{warmup:g} s warm-up) against a Lua bidder and an edge over each Redis configuration, all "

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from auction_bench import (
+    exp_chaos,
     exp_contention,
     exp_durability,
     exp_failover,
@@ -32,6 +33,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "failover": exp_failover.run,
     "outages": exp_outage.run,
     "durability": exp_durability.run,
+    "chaos": exp_chaos.run,
     "scale": exp_scale.run,
     "last_seconds": exp_last_seconds.run,
 }
