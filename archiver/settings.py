@@ -30,8 +30,11 @@ class ArchiverSettings(BaseSettings, ServiceAuth):
     # Events per fetch, and so per transaction.
     batch_size: int = Field(default=1000, ge=1, le=10_000)
     fetch_timeout_seconds: float = Field(default=1.0, gt=0)
-    # JetStream redelivers an event not acked within this time (after a crash of the archiver).
-    ack_wait_seconds: float = Field(default=30.0, gt=0)
+    # JetStream redelivers an event not acked within this time (after a crash of the archiver): how long
+    # a killed archiver's fetched batch waits to be archived. Above the statement timeout, so one slow
+    # write ends before its batch is handed out again (were it not, the copy would be skipped as a
+    # duplicate); a batch retried for longer keeps its hold with in-progress acks.
+    ack_wait_seconds: float = Field(default=6.0, gt=0)
     max_ack_pending: int = Field(default=20_000, ge=1)
     retry_initial_seconds: float = Field(default=0.1, gt=0)
     retry_max_seconds: float = Field(default=5.0, gt=0)

@@ -44,7 +44,7 @@ async def run(report: Report, *, scale: str = "full", progress: Any = print) -> 
         'acknowledged bids missing from the history or the archive; "duplicated": a key answered with two '
         "bids, a bid twice, a bid archived but not in the history. An archiver killed while it held a "
         "fetched batch not yet acked leaves that batch to JetStream's redelivery after the consumer's ack "
-        'wait (30 s by default, `ARCHIVER_ACK_WAIT_SECONDS`): its "archived s" is then about 30.',
+        'wait (6 s by default, `ARCHIVER_ACK_WAIT_SECONDS`): its "archived s" is then about 6.',
     )
     report.table(
         ["component", "unavailable s", "back s", "archived s", "accepted", "resends", "failed calls", "lost",
