@@ -18,7 +18,14 @@ from auction_contract.wire_time import format_timestamp, parse_timestamp
 
 
 def item_json(item: item_pb2.Item, *, admin: bool = False) -> dict[str, Any]:
-    """The contract's item object; the hidden reserve only when `admin` (the caller is one)."""
+    """The contract's item object; the hidden reserve only when `admin` (the caller is one).
+
+    The bid kinds' members come only with items that have them, so every other item's JSON is what
+    it was before: `increments` (the ladder as created) and `buy_now_price`, shown whenever the item has
+    one, not only while buy-now is available: it is a term of the item fixed at creation, like
+    `starting_price`, and whether it can still be used follows from `status` and `bid_count` in the
+    same object, which bid events keep current (a snapshot patched by events never shows a stale offer).
+    """
     doc: dict[str, Any] = {
         "id": item.id,
         "title": item.title,
@@ -37,6 +44,11 @@ def item_json(item: item_pb2.Item, *, admin: bool = False) -> dict[str, Any]:
         "soft_close": _soft_close_json(item),
         "result": _result_json(item),
     }
+    if item.increments:
+        steps = item.increments
+        doc["increments"] = [{"from": step.from_price, "increment": step.increment} for step in steps]
+    if item.HasField("buy_now_price"):
+        doc["buy_now_price"] = item.buy_now_price
     if item.HasField("reserve_met"):
         doc["reserve_met"] = item.reserve_met
         if admin and item.HasField("reserve_price"):
@@ -93,6 +105,10 @@ def item_from_json(data: Mapping[str, Any]) -> item_pb2.Item:
         item.soft_close.extension_seconds = rule["extension_seconds"]
         if rule.get("max_ends_at") is not None:
             item.soft_close.max_ends_at.CopyFrom(parse_timestamp(rule["max_ends_at"]))
+    for step in data.get("increments") or ():
+        item.increments.add(from_price=step["from"], increment=step["increment"])
+    if data.get("buy_now_price") is not None:
+        item.buy_now_price = data["buy_now_price"]
     if "reserve_met" in data:
         item.reserve_met = data["reserve_met"]
     if data.get("reserve_price") is not None:

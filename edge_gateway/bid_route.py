@@ -17,7 +17,8 @@ that route stays: it declares the endpoint for the OpenAPI document and serves b
 3. no bidder connection (shutting down): 503;
 4. the `Idempotency-Key` header: 422 with FastAPI's error list;
 5. an item id that cannot exist: 404; then the content type: 415; then the body, read here with the
-   limit enforced while it streams (413) and validated by the same pydantic model (422);
+   limit enforced while it streams (413) and validated by the same pydantic model and, for a
+   maximum or a body without an amount, the same `body.bid_terms` (422);
 6. the group-committed gRPC call (`BidderClient.place_bid`), and 201 with the result.
 
 Every answer carries the security headers of `http_semantics`, is counted by the gateway's metrics
@@ -37,7 +38,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from auction_contract.rules import is_item_id
 from edge_gateway.auth import authorize
-from edge_gateway.body import is_json_media_type
+from edge_gateway.body import bid_terms, is_json_media_type
 from edge_gateway.convert import bid_result_json
 from edge_gateway.http_semantics import SECURITY_HEADERS
 from edge_gateway.problems import (
@@ -146,11 +147,14 @@ class RawBidRoute:
             raise unsupported_media_type()
         raw = await self._body(receive, counted=declared < 0)
         try:
-            amount = BidRequest.model_validate_json(raw).amount
+            terms = BidRequest.model_validate_json(raw)
         except ValidationError as exc:
             errors = exc.errors(include_url=False, include_context=False, include_input=False)
             raise validation_problem(errors, _BODY_LOC) from None
-        result = await bidder.place_bid(item_id, principal.sub, amount, idempotency_key or "")
+        amount, max_amount = terms.amount, terms.max_amount
+        if max_amount is not None or amount is None:  # a plain bid skips the bid kinds' checks
+            amount = bid_terms(amount, max_amount)
+        result = await bidder.place_bid(item_id, principal.sub, amount, idempotency_key or "", max_amount)
         return 201, orjson.dumps(bid_result_json(result)), _JSON_HEADERS
 
     async def _body(self, receive: Receive, *, counted: bool) -> bytes:

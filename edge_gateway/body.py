@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound=BaseModel)
 _BODY_LOC = ("body",)
+_NO_TERMS = {"loc": ["body"], "msg": "give amount, max_amount or both", "type": "missing"}
+_MAX_BELOW_AMOUNT = {
+    "loc": ["body", "max_amount"],
+    "msg": "max_amount must be at least amount",
+    "type": "value_error",
+}
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -47,3 +53,18 @@ async def read_json(request: Request, model: type[M]) -> M:
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
         raise validation_problem(errors, _BODY_LOC) from None
+
+
+def bid_terms(amount: int | None, max_amount: int | None) -> int:
+    """The bid's `amount` as the bidder takes it (0: none, a maximum alone), or the 422 for terms that
+    JSON Schema cannot state. Routes call it only when `max_amount` is given or `amount` is not, so a
+    plain bid skips it."""
+    if max_amount is None:
+        if amount is None:
+            raise validation_problem([_NO_TERMS])
+        return amount
+    if amount is None:
+        return 0
+    if max_amount < amount:
+        raise validation_problem([_MAX_BELOW_AMOUNT])
+    return amount

@@ -71,12 +71,15 @@ class BidderClient(_Client):
         self._batcher = BidBatcher(self._stub, timeout, batch_max, batch_in_flight)
 
     async def place_bid(
-        self, item_id: str, bidder: str, amount: int, idempotency_key: str
+        self, item_id: str, bidder: str, amount: int, idempotency_key: str, max_amount: int | None = None
     ) -> bidder_pb2.PlaceBidResponse:
-        """Group-committed with concurrent bids (`BidBatcher`); the outcome is this bid's alone."""
+        """Group-committed with concurrent bids (`BidBatcher`); the outcome is this bid's alone.
+        `amount` 0 with a `max_amount`: a maximum alone."""
         request = bidder_pb2.PlaceBidRequest(
             item_id=item_id, bidder=bidder, amount=amount, idempotency_key=idempotency_key
         )
+        if max_amount is not None:
+            request.max_amount = max_amount
         try:
             outcome = await self._batcher.submit(request)
         except grpc.aio.AioRpcError as err:
@@ -84,6 +87,14 @@ class BidderClient(_Client):
         if outcome.HasField("accepted"):
             return outcome.accepted
         raise problem_from_rich_status(outcome.rejected)
+
+    async def buy_now(self, item_id: str, buyer: str, idempotency_key: str) -> bidder_pb2.PlaceBidResponse:
+        """One unary call: a buy is rare (at most one succeeds per item), so it skips the batcher."""
+        request = bidder_pb2.BuyNowRequest(item_id=item_id, bidder=buyer, idempotency_key=idempotency_key)
+        try:
+            return await self._stub.BuyNow(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as err:
+            raise self._failed("BuyNow", err) from None
 
     async def drain(self) -> None:
         await self._batcher.drain()

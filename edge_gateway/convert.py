@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from auction.v1 import bidder_pb2
+from auction.v1 import bidder_pb2, item_pb2
 from auction_contract.item_json import item_from_json, item_json
 from auction_contract.proto_status import STATUS_NAMES, STATUS_VALUES
 from auction_contract.wire_time import format_timestamp, parse_timestamp, timestamp_from_datetime
@@ -35,11 +35,12 @@ __all__ = [
 
 
 def bid_result_json(response: bidder_pb2.PlaceBidResponse) -> dict[str, Any]:
-    """`201` body of `POST /items/{id}/bid`."""
+    """`201` body of `POST /items/{id}/bid` and `/buy`."""
     return {
         "bid_id": response.bid_id,
         "seq": response.seq,
         "amount": response.amount,
+        "leading": response.leading,
         "item": item_json(response.item),
     }
 
@@ -83,6 +84,13 @@ def create_item_request(body: CreateItemRequest) -> bidder_pb2.CreateItemRequest
         request.starts_at.CopyFrom(timestamp_from_datetime(body.starts_at))
     if body.reserve_price is not None:
         request.reserve_price = body.reserve_price
+    if body.increments is not None:
+        request.increments.extend(
+            item_pb2.IncrementStep(from_price=step.from_price, increment=step.increment)
+            for step in body.increments
+        )
+    if body.buy_now_price is not None:
+        request.buy_now_price = body.buy_now_price
     rule = body.soft_close
     if rule is not None:
         request.soft_close.window_seconds = rule.window_seconds

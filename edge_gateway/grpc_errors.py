@@ -30,6 +30,10 @@ _RETRY_AFTER_1 = {"Retry-After": "1"}
 _PRECONDITIONS = {
     "AUCTION_NOT_OPEN": ("auction-not-open", "the auction has not started yet"),
     "AUCTION_CLOSED": ("auction-closed", "the auction has ended"),
+    "BUY_NOW_UNAVAILABLE": (
+        "buy-now-unavailable",
+        "this item cannot be bought now: it has no buy-now price, or it has a bid already",
+    ),
 }
 _TRANSIENT = frozenset(
     {

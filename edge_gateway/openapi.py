@@ -33,11 +33,16 @@ _PROBLEMS: dict[int, tuple[str, list[tuple[str, str, dict[str, Any]]]]] = {
     ),
     404: ("No such item.", [("item-not-found", "no item with id 'lot-404'", {})]),
     409: (
-        "The auction's state rejects the bid.",
+        "The auction's state refuses the request.",
         [
             ("bid-too-low", "the minimum next bid is 155000", {"min_next_bid": 155000}),
             ("auction-not-open", "the auction has not started yet", {}),
             ("auction-closed", "the auction has ended", {}),
+            (
+                "buy-now-unavailable",
+                "this item cannot be bought now: it has no buy-now price, or it has a bid already",
+                {},
+            ),
         ],
     ),
     413: (
@@ -58,7 +63,7 @@ _PROBLEMS: dict[int, tuple[str, list[tuple[str, str, dict[str, Any]]]]] = {
         [
             (
                 "validation-error",
-                "1 field error in the request",
+                "1 field error in the request: body.amount: Input should be a valid integer",
                 {
                     "errors": [
                         {

@@ -52,6 +52,7 @@ TITLES: dict[str, str] = {
     "bid-too-low": "The bid is below the minimum next bid",
     "auction-not-open": "The auction has not started",
     "auction-closed": "The auction has ended",
+    "buy-now-unavailable": "Buy-now is not available for this item",
     "conflict": "The request conflicts with the item's state",
     "rate-limited": "Too many requests",
     "unavailable": "Service temporarily unavailable",
@@ -123,10 +124,14 @@ def field_errors(errors: Sequence[Mapping[str, Any]], prefix: tuple[str, ...] = 
 
 
 def validation_problem(errors: Sequence[Mapping[str, Any]], prefix: tuple[str, ...] = ()) -> ProblemError:
-    """422 `validation-error` listing each field error."""
+    """422 `validation-error` listing each field error; a lone error is also spelled out in `detail`
+    (where and why), so a person reading only the detail knows what to fix."""
     listed = field_errors(errors, prefix)
     count = len(errors)
     detail = f"{count} field error{'s' if count != 1 else ''} in the request"
+    if count == 1:
+        where = ".".join(str(part) for part in listed[0]["loc"])
+        detail = f"{detail}: {where[:MAX_MESSAGE_CHARS]}: {listed[0]['msg']}"
     return ProblemError(422, "validation-error", detail, extensions={"errors": listed})
 
 

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from auction.v1 import item_pb2
 from auction_contract.rules import is_item_id
 from edge_gateway.auth import AdminPrincipal, BidderPrincipal
-from edge_gateway.body import read_json
+from edge_gateway.body import bid_terms, read_json
 from edge_gateway.convert import (
     STATUS_VALUES,
     bid_result_json,
@@ -33,9 +33,11 @@ from edge_gateway.problems import item_not_found
 from edge_gateway.responses import json_response
 from edge_gateway.schemas import (
     BID_REQUEST_EXAMPLE,
+    BOTH_BID_EXAMPLE,
     CREATE_ITEM_EXAMPLE,
     IDEMPOTENCY_KEY_MAX_CHARS,
     IDEMPOTENCY_KEY_PATTERN,
+    PROXY_BID_EXAMPLE,
     BidRequest,
     BidResult,
     BidsPage,
@@ -67,8 +69,8 @@ IdempotencyKey = Annotated[
     status_code=201,
     response_model=BidResult,
     summary="Place a bid as the token's subject",
-    responses=problem_responses(401, 404, 409, 413, 415, 422, 429, 503),
-    openapi_extra=json_body(BidRequest, BID_REQUEST_EXAMPLE),
+    responses=problem_responses(401, 404, 409, 413, 415, 422, 429, 503, exclude=("buy-now-unavailable",)),
+    openapi_extra=json_body(BidRequest, BID_REQUEST_EXAMPLE, PROXY_BID_EXAMPLE, BOTH_BID_EXAMPLE),
 )
 async def place_bid(
     item_id: ItemId,
@@ -77,11 +79,43 @@ async def place_bid(
     bidder: Bidder,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """Accepted iff the auction is open and `amount >= min_next_bid`; the bidder is the token's `sub`."""
+    """`amount` (bid exactly this), `max_amount` (the platform bids for you up to it) or both (bid
+    `amount` now, defend up to `max_amount`). `amount` when given, and `max_amount` when alone, must be
+    at least `min_next_bid` (else 409 `bid-too-low`); `max_amount` below `amount` is 422. The highest
+    maximum leads (the earlier on a tie) at the second-highest maximum plus the increment, capped at
+    its own maximum; the leader may raise their own maximum (201, `leading`, the price unchanged). The
+    bidder is the token's `sub`; a maximum is shown to no one else."""
     if not is_item_id(item_id):
         raise item_not_found(item_id)
     body = await read_json(request, BidRequest)
-    result = await bidder.place_bid(item_id, principal.sub, body.amount, idempotency_key or "")
+    amount, max_amount = body.amount, body.max_amount
+    if max_amount is not None or amount is None:
+        amount = bid_terms(amount, max_amount)
+    result = await bidder.place_bid(item_id, principal.sub, amount, idempotency_key or "", max_amount)
+    return json_response(bid_result_json(result), 201)
+
+
+@router.post(
+    "/items/{item_id}/buy",
+    status_code=201,
+    response_model=BidResult,
+    summary="Buy the item now at its buy-now price",
+    responses=problem_responses(401, 404, 409, 413, 422, 429, 503, exclude=("bid-too-low",)),
+)
+async def buy_now(
+    item_id: ItemId,
+    principal: BidderPrincipal,
+    bidder: Bidder,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """While the item is open and has no bid yet, sells it to the token's `sub` at `buy_now_price` and
+    closes it, in one step (a `bid` event, then `closed`). Of concurrent buyers exactly one wins; the
+    others get 409 `auction-closed`. After the first bid, or without a buy-now price: 409
+    `buy-now-unavailable`. Takes no body. With an `Idempotency-Key` (shared with bids), a repeat gets
+    the first answer again, so a retried buy that won hears that it won."""
+    if not is_item_id(item_id):
+        raise item_not_found(item_id)
+    result = await bidder.buy_now(item_id, principal.sub, idempotency_key or "")
     return json_response(bid_result_json(result), 201)
 
 

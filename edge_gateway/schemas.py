@@ -26,7 +26,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from auction_contract.bid_rules import MAX_LADDER_STEPS, ladder_error
 from auction_contract.rules import (
     CURRENCY_PATTERN,
     MAX_AMOUNT,
@@ -75,6 +77,8 @@ ITEM_EXAMPLE: dict[str, Any] = {
         "max_ends_at": "2026-11-23T19:00:00.000Z",
     },
     "result": None,
+    "increments": [{"from": 0, "increment": 5000}, {"from": 500000, "increment": 10000}],
+    "buy_now_price": 400000,
     "reserve_met": True,
 }
 
@@ -92,6 +96,8 @@ def _integral(value: object) -> object:
 _AS_INT = BeforeValidator(_integral)  # after the bounds in `Annotated`, so they stay int constraints
 
 BID_REQUEST_EXAMPLE: dict[str, Any] = {"amount": 155000}
+PROXY_BID_EXAMPLE: dict[str, Any] = {"max_amount": 200000}
+BOTH_BID_EXAMPLE: dict[str, Any] = {"amount": 155000, "max_amount": 200000}
 CREATE_ITEM_EXAMPLE: dict[str, Any] = {
     "title": "Ming vase",
     "description": "Blue and white porcelain, 15th century.",
@@ -102,21 +108,53 @@ CREATE_ITEM_EXAMPLE: dict[str, Any] = {
     "ends_at": "2098-11-23T18:00:00Z",
     "reserve_price": 120000,
     "soft_close": {"window_seconds": 120, "extension_seconds": 120, "max_ends_at": "2098-11-23T19:00:00Z"},
+    "increments": [{"from": 0, "increment": 5000}, {"from": 500000, "increment": 10000}],
+    "buy_now_price": 400000,
 }
 
 
+def _optional_money(description: str) -> WithJsonSchema:
+    """One schema for an optional amount rather than pydantic's anyOf(integer, null), which the SDK's
+    generator mishandles."""
+    return WithJsonSchema(
+        {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_AMOUNT, "description": description}
+    )
+
+
 class BidRequest(BaseModel):
-    """Body of `POST /items/{id}/bid`; the bidder is the token's `sub`, never a body member."""
+    """Body of `POST /items/{id}/bid`: `amount`, `max_amount` or both; the bidder is the token's `sub`,
+    never a body member.
+
+    That one of them is given and `max_amount >= amount` are checked by the routes (`body.bid_terms`),
+    only for the bodies that need it, so a plain bid's validation costs what it did before proxy bids.
+    """
 
     model_config = ConfigDict(
-        extra="forbid", strict=True, frozen=True, json_schema_extra={"examples": [BID_REQUEST_EXAMPLE]}
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        json_schema_extra={"examples": [BID_REQUEST_EXAMPLE, PROXY_BID_EXAMPLE, BOTH_BID_EXAMPLE]},
     )
 
     amount: Annotated[
-        int,
-        Field(ge=1, le=MAX_AMOUNT, description="Minor units of the item's currency (cents)." + _INTEGRAL),
+        int | None,
+        Field(ge=1, le=MAX_AMOUNT),
         _AS_INT,
-    ]
+        _optional_money(
+            "Bid exactly this, in minor units of the item's currency (cents); at least `min_next_bid`."
+            + _INTEGRAL
+        ),
+    ] = None
+    max_amount: Annotated[
+        int | None,
+        Field(ge=1, le=MAX_AMOUNT),
+        _AS_INT,
+        _optional_money(
+            "A proxy bid: the platform bids for you, as others bid, up to this maximum (at least `amount`, "
+            "and alone at least `min_next_bid`). Shown to no one but you: not in items, events, history "
+            "or errors. Give `amount`, `max_amount` or both." + _INTEGRAL
+        ),
+    ] = None
 
 
 class SoftCloseRequest(BaseModel):
@@ -137,12 +175,33 @@ class SoftCloseRequest(BaseModel):
     ] = None
 
 
+class IncrementStepRequest(BaseModel):
+    """One step of an increment ladder: at prices from `from` on (up to the next step's), bids rise by
+    `increment`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    from_price: Annotated[
+        int,
+        Field(alias="from", ge=0, le=MAX_AMOUNT, description="Minor units; the first step's is 0."),
+        _AS_INT,
+    ]
+    increment: Annotated[int, Field(ge=1, le=MAX_AMOUNT, description="Minor units."), _AS_INT]
+
+
+def _create_item_schema(schema: dict[str, Any]) -> None:
+    """The examples, and `increments` as one schema of type [array, null] rather than pydantic's
+    anyOf(array, null), which the SDK's generator turns into a root model."""
+    schema["examples"] = [CREATE_ITEM_EXAMPLE]
+    ladder = schema["properties"]["increments"]
+    array = next(option for option in ladder.pop("anyOf") if option.get("type") == "array")
+    ladder.update(array, type=["array", "null"])
+
+
 class CreateItemRequest(BaseModel):
     """Body of `POST /items` (admin)."""
 
-    model_config = ConfigDict(
-        extra="forbid", strict=True, frozen=True, json_schema_extra={"examples": [CREATE_ITEM_EXAMPLE]}
-    )
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, json_schema_extra=_create_item_schema)
 
     title: Annotated[str, Field(min_length=1, max_length=MAX_TITLE, pattern=TITLE_PATTERN)]
     description: Annotated[str, Field(max_length=MAX_DESCRIPTION, pattern=DESCRIPTION_PATTERN)] = ""
@@ -174,6 +233,63 @@ class CreateItemRequest(BaseModel):
         ),
     ] = None
     soft_close: SoftCloseRequest | None = None
+    increments: Annotated[
+        list[IncrementStepRequest] | None,
+        Field(
+            min_length=1,
+            max_length=MAX_LADDER_STEPS,
+            description="An increment ladder: the increment at price P is that of the step with the "
+            "greatest `from <= P`. The first `from` is 0, `from` strictly rises, and `min_increment` "
+            f"must be the first step's increment; at most {MAX_LADDER_STEPS} steps. Omitted: "
+            "`min_increment` at every price.",
+        ),
+    ] = None
+    buy_now_price: Annotated[
+        int | None,
+        Field(ge=1, le=MAX_AMOUNT),
+        _AS_INT,
+        WithJsonSchema(
+            {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "maximum": MAX_AMOUNT,
+                "description": "Buy-now (`POST /items/{id}/buy`) at this price until the first bid; above "
+                "`starting_price`, at least `reserve_price`.",
+            }
+        ),
+    ] = None
+
+    @field_validator("increments")
+    @classmethod
+    def _ladder(
+        cls, steps: list[IncrementStepRequest] | None, info: ValidationInfo
+    ) -> list[IncrementStepRequest] | None:
+        """The contract's ladder rules; the smallest increment given twice must be the same one."""
+        if steps is None:
+            return None
+        error = ladder_error(tuple((step.from_price, step.increment) for step in steps))
+        if error is not None:
+            raise PydanticCustomError("invalid_increments", error)
+        min_increment = info.data.get("min_increment")
+        if min_increment is not None and min_increment != steps[0].increment:
+            raise PydanticCustomError(
+                "invalid_increments", "min_increment must be the first increments step's increment"
+            )
+        return steps
+
+    @field_validator("buy_now_price")
+    @classmethod
+    def _buy_now(cls, price: int | None, info: ValidationInfo) -> int | None:
+        """Above the starting price (else nobody would bid) and never a way round the reserve."""
+        if price is None:
+            return None
+        starting_price = info.data.get("starting_price")
+        if starting_price is not None and price <= starting_price:
+            raise PydanticCustomError("invalid_buy_now_price", "buy_now_price must be above starting_price")
+        reserve_price = info.data.get("reserve_price")
+        if reserve_price is not None and price < reserve_price:
+            raise PydanticCustomError("invalid_buy_now_price", "buy_now_price must be at least reserve_price")
+        return price
 
     @model_validator(mode="after")
     def _lifecycle_rules(self) -> Self:
@@ -208,6 +324,11 @@ class CreateItemRequest(BaseModel):
         return ends_at
 
 
+class IncrementStep(BaseModel):
+    from_price: int = Field(alias="from", description="From this price on (up to the next step's).")
+    increment: int
+
+
 class SoftClose(BaseModel):
     window_seconds: int
     extension_seconds: int
@@ -240,7 +361,8 @@ class Item(BaseModel):
     highest_bidder: str | None = Field(description="Null before the first accepted bid.")
     bid_count: int
     min_next_bid: int = Field(
-        description="starting_price before the first bid, then current_price + min_increment."
+        description="starting_price before the first bid, then current_price + the increment at "
+        "current_price (the ladder's, or min_increment)."
     )
     starts_at: datetime
     ends_at: datetime = Field(description="The effective end: later bids in a soft close window move it.")
@@ -255,6 +377,14 @@ class Item(BaseModel):
     reserve_price: int | None = Field(
         default=None, description="The hidden reserve: in answers to admins only."
     )
+    increments: list[IncrementStep] | None = Field(
+        default=None, description="The increment ladder as created; absent without one."
+    )
+    buy_now_price: int | None = Field(
+        default=None,
+        description="Absent when the item offers no buy-now. Shown whenever it has one, since it is a term "
+        "of the item; `POST /items/{id}/buy` takes it while `status` is open and `bid_count` is 0.",
+    )
 
 
 class ItemList(BaseModel):
@@ -267,17 +397,28 @@ class ItemList(BaseModel):
 
 
 class BidResult(BaseModel):
-    """An accepted bid (or the replay of the first answer for a repeated `Idempotency-Key`)."""
+    """An accepted bid or buy-now (or the replay of the first answer for a repeated `Idempotency-Key`).
+
+    A maximum is never in it: the caller knows what they sent, and the answer is the same for every
+    body a key can replay."""
 
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"bid_id": "b-9f2c", "seq": 4, "amount": 150000, "item": ITEM_EXAMPLE}]
+            "examples": [
+                {"bid_id": "b-9f2c", "seq": 4, "amount": 150000, "leading": True, "item": ITEM_EXAMPLE}
+            ]
         }
     )
 
-    bid_id: str
+    bid_id: str = Field(
+        description="The bid's own event; for a bid that placed none (a leader raising their maximum, a "
+        "maximum beaten at once by the leader's) the item's seq right after it."
+    )
     seq: int
-    amount: int
+    amount: int = Field(description="The bid's own amount; the price when it placed none.")
+    leading: bool = Field(
+        description="Whether the caller leads after it (false: a maximum beaten at once by the leader's)."
+    )
     item: Item
 
 

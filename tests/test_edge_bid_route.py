@@ -98,10 +98,38 @@ async def test_accepted_bids_and_replays_agree(pair: Pair) -> None:
     assert keyed_call.idempotency_key == "k-1"
 
 
+BID_KINDS = {
+    "maximum alone": ({"max_amount": 5000}, 0, 5000),
+    "amount and maximum": ({"amount": 1200, "max_amount": 5000}, 1200, 5000),
+    "maximum equal to amount": ({"amount": 1200, "max_amount": 1200.0}, 1200, 1200),
+    "null maximum": ({"amount": 1300, "max_amount": None}, 1300, None),
+    "null amount": ({"amount": None, "max_amount": 4000}, 0, 4000),
+}
+
+
+@pytest.mark.parametrize(("body", "amount", "max_amount"), BID_KINDS.values(), ids=BID_KINDS.keys())
+async def test_bid_kinds_agree_and_reach_the_bidder_as_sent(
+    pair: Pair, body: dict[str, Any], amount: int, max_amount: int | None
+) -> None:
+    """A maximum goes to the bidder as `max_amount` (amount 0 when alone); both routes answer alike,
+    with `leading`, and neither answer repeats the maximum."""
+    response = await pair.both("POST", "/items/lot-1/bid", json=body, headers=BIDDER)
+    assert response.status_code == 201
+    assert response.json()["leading"] is True
+    if max_amount is not None and max_amount != amount:
+        assert str(max_amount) not in response.text
+    for gateway in (pair.raw, pair.reference):
+        call = gateway.upstream.bidder.calls[-1]
+        assert isinstance(call, bidder_pb2.PlaceBidRequest)
+        assert call.amount == amount
+        assert (call.max_amount if call.HasField("max_amount") else None) == max_amount
+
+
 @pytest.mark.parametrize("body", BAD_BID_BODIES.values(), ids=BAD_BID_BODIES.keys())
 async def test_bad_bodies_agree(pair: Pair, body: bytes) -> None:
     response = await pair.both("POST", "/items/lot-1/bid", content=body, headers={**BIDDER, **JSON})
     assert response.status_code in (413, 422)
+    assert not pair.raw.upstream.bidder.calls
 
 
 @pytest.mark.parametrize(
@@ -197,18 +225,25 @@ async def test_body_limits_agree(pair: Pair) -> None:
         ),
         Rejection(grpc.StatusCode.FAILED_PRECONDITION, reason="AUCTION_CLOSED"),
         Rejection(grpc.StatusCode.FAILED_PRECONDITION, reason="AUCTION_NOT_OPEN"),
+        Rejection(grpc.StatusCode.FAILED_PRECONDITION, reason="BUY_NOW_UNAVAILABLE"),
         Rejection(grpc.StatusCode.INVALID_ARGUMENT, reason="IDEMPOTENCY_KEY_REUSED"),
+        Rejection(grpc.StatusCode.INVALID_ARGUMENT, message="max_amount must be at least amount"),
         Rejection(grpc.StatusCode.UNAVAILABLE),
         Rejection(grpc.StatusCode.RESOURCE_EXHAUSTED),
         Rejection(grpc.StatusCode.INTERNAL, message="secret internals"),
     ],
-    ids=["too-low", "closed", "not-open", "key-reused", "unavailable", "exhausted", "internal"],
-)
+    ids=[
+        "too-low", "closed", "not-open", "buy-now-gone", "key-reused", "invalid", "unavailable",
+        "exhausted", "internal",
+    ],
+)  # fmt: skip
 async def test_bidder_refusals_agree(pair: Pair, rejection: Rejection) -> None:
     pair.script(rejection)
-    response = await pair.both("POST", "/items/lot-1/bid", **bid())
-    assert response.headers["content-type"] == "application/problem+json"
-    assert "secret internals" not in response.text
+    for body in ({"amount": 1000}, {"max_amount": 9000}, {"amount": 1000, "max_amount": 9000}):
+        response = await pair.both("POST", "/items/lot-1/bid", json=body, headers=BIDDER)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "secret internals" not in response.text
+        assert "9000" not in response.text
 
 
 @pytest.mark.parametrize(

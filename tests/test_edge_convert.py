@@ -125,8 +125,49 @@ def test_bid_result_is_deterministic_and_documented() -> None:
     first, second = orjson.dumps(bid_result_json(response)), orjson.dumps(bid_result_json(response))
     assert first == second
     data = orjson.loads(first)
-    assert list(data) == ["bid_id", "seq", "amount", "item"]
+    assert list(data) == ["bid_id", "seq", "amount", "leading", "item"]
+    assert data["leading"] is False
     BidResult.model_validate(data)
+
+
+def test_item_json_shows_the_ladder_and_buy_now_price_only_for_items_that_have_them() -> None:
+    """Other items' JSON is unchanged (no new members); the buy-now price stays after the first bid
+    (a term of the item: `status` and `bid_count` say whether it can still be used)."""
+    item = sample_item(bids=2)
+    item.increments.add(from_price=0, increment=50)
+    item.increments.add(from_price=10_000, increment=250)
+    item.buy_now_price = 9000
+    data = item_json(item)
+    assert list(data) == [*CONTRACT_KEYS, "increments", "buy_now_price"]
+    assert data["increments"] == [{"from": 0, "increment": 50}, {"from": 10_000, "increment": 250}]
+    assert data["buy_now_price"] == 9000
+    parsed = Item.model_validate(data)
+    assert parsed.increments is not None
+    assert parsed.increments[1].from_price == 10_000
+    assert item_json(item_from_json(orjson.loads(orjson.dumps(data)))) == data
+    assert "increments" not in item_json(sample_item())
+    assert "buy_now_price" not in item_json(sample_item())
+
+
+def test_create_item_request_carries_the_ladder_and_buy_now_price() -> None:
+    body = CreateItemRequest.model_validate_json(
+        orjson.dumps(
+            {
+                "title": "Vase", "currency": "EUR", "starting_price": 100, "min_increment": 10,
+                "ends_at": "2099-01-01T00:00:00Z", "buy_now_price": 5000.0,
+                "increments": [{"from": 0, "increment": 10}, {"from": 1e3, "increment": 50}],
+            }
+        )
+    )  # fmt: skip
+    request = create_item_request(body)
+    assert [(step.from_price, step.increment) for step in request.increments] == [(0, 10), (1000, 50)]
+    assert request.buy_now_price == 5000
+    plain = create_item_request(CreateItemRequest.model_validate_json(orjson.dumps(
+        {"title": "Vase", "currency": "EUR", "starting_price": 100, "min_increment": 10,
+         "ends_at": "2099-01-01T00:00:00Z"}
+    )))  # fmt: skip
+    assert not plain.increments
+    assert not plain.HasField("buy_now_price")
 
 
 def test_item_list_last_page_has_null_cursor() -> None:

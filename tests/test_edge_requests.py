@@ -58,6 +58,17 @@ BAD_BID_BODIES = {
     "trailing garbage": b'{"amount": 100} x',
     "empty body": b"",
     "not utf-8": b'{"amount": 100, "\xff": 1}',
+    # Bid kinds: a maximum is money like an amount; one of the two must be given; max >= amount.
+    "null amount alone": b'{"amount": null}',
+    "both null": b'{"amount": null, "max_amount": null}',
+    "max below amount": b'{"amount": 2000, "max_amount": 1999}',
+    "zero max": b'{"max_amount": 0}',
+    "negative max": b'{"amount": 100, "max_amount": -1}',
+    "fractional max": b'{"max_amount": 100.5}',
+    "string max": b'{"max_amount": "100"}',
+    "true max": b'{"max_amount": true}',
+    "max above the bound": b'{"max_amount": ' + str(MAX + 1).encode() + b"}",
+    "misspelled max": b'{"maximum": 100}',
 }
 
 
@@ -226,6 +237,44 @@ BAD_ITEMS = {
     "past ends_at": {"ends_at": "2001-01-01T00:00:00Z"},
     "ends before start": {"starts_at": "2999-01-02T00:00:00Z", "ends_at": "2999-01-01T00:00:00Z"},
     "extra field": {"bidder": "x"},
+    # Bid kinds (CONTRACT.md "Bid kinds"): the ladder's shape, the buy-now price's bounds.
+    "ladder not from 0": {"min_increment": 10, "increments": [{"from": 5, "increment": 10}]},
+    "ladder not rising": {
+        "increments": [
+            {"from": 0, "increment": 10},
+            {"from": 500, "increment": 20},
+            {"from": 500, "increment": 30},
+        ]
+    },
+    "ladder falling": {
+        "increments": [
+            {"from": 0, "increment": 10},
+            {"from": 500, "increment": 20},
+            {"from": 400, "increment": 30},
+        ]
+    },
+    "empty ladder": {"increments": []},
+    "ladder of 33 steps": {"increments": [{"from": 100 * n, "increment": 10} for n in range(33)]},
+    "zero increment step": {"increments": [{"from": 0, "increment": 10}, {"from": 100, "increment": 0}]},
+    "increment above the bound": {
+        "increments": [{"from": 0, "increment": 10}, {"from": 100, "increment": MAX + 1}]
+    },
+    "from above the bound": {"increments": [{"from": 0, "increment": 10}, {"from": MAX + 1, "increment": 5}]},
+    "fractional from": {"increments": [{"from": 0, "increment": 10}, {"from": 100.5, "increment": 5}]},
+    "step without increment": {"increments": [{"from": 0}]},
+    "step with extra member": {"increments": [{"from": 0, "increment": 10, "to": 100}]},
+    "ladder not a list": {"increments": {"from": 0, "increment": 10}},
+    "ladder disagreeing with min_increment": {
+        "min_increment": 5,
+        "increments": [{"from": 0, "increment": 10}],
+    },
+    "buy-now at the starting price": {"buy_now_price": 100},
+    "buy-now below the starting price": {"buy_now_price": 50},
+    "buy-now below the reserve": {"reserve_price": 500, "buy_now_price": 400},
+    "zero buy-now": {"starting_price": 0, "buy_now_price": 0},
+    "fractional buy-now": {"buy_now_price": 500.5},
+    "string buy-now": {"buy_now_price": "500"},
+    "buy-now above the bound": {"buy_now_price": MAX + 1},
 }
 
 
@@ -258,3 +307,68 @@ async def test_unreachable_bidder_is_503_with_retry_after(client: httpx.AsyncCli
     ):
         assert_problem(response, 503, "unavailable")
         assert response.headers["retry-after"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "why"),
+    [
+        ({"increments": [{"from": 5, "increment": 10}]}, "body.increments", "start at from = 0"),
+        (
+            {"increments": [{"from": 0, "increment": 10}, {"from": 0, "increment": 20}]},
+            "body.increments",
+            "strictly rising",
+        ),
+        ({"increments": [{"from": 0, "increment": 20}]}, "body.increments", "first increments step"),
+        ({"buy_now_price": 100}, "body.buy_now_price", "above starting_price"),
+        ({"reserve_price": 900, "buy_now_price": 800}, "body.buy_now_price", "at least reserve_price"),
+    ],
+    ids=["ladder-start", "ladder-rise", "ladder-min-increment", "buy-now-start", "buy-now-reserve"],
+)
+async def test_bid_kind_rules_at_creation_say_what_is_wrong(
+    client: httpx.AsyncClient, change: dict[str, Any], where: str, why: str
+) -> None:
+    """Each rule of the ladder and the buy-now price is a 422 whose detail names the member and the rule."""
+    body = {"title": "Vase", "currency": "EUR", "starting_price": 100, "min_increment": 10,
+            "ends_at": "2099-01-01T00:00:00Z", **change}  # fmt: skip
+    response = await client.post("/items", json=body, headers=bearer(make_token(role="admin")))
+    problem = assert_problem(response, 422, "validation-error")
+    assert where in problem["detail"]
+    assert why in problem["detail"]
+    assert problem["errors"][0]["loc"] == where.split(".")
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"{}", "give amount, max_amount or both"),
+        (b'{"amount": 500, "max_amount": 400}', "max_amount must be at least amount"),
+    ],
+    ids=["neither", "max-below-amount"],
+)
+async def test_bid_terms_are_422_with_a_clear_detail(
+    client: httpx.AsyncClient, body: bytes, why: str
+) -> None:
+    """The two bid rules JSON Schema cannot state; the detail never repeats a value sent."""
+    problem = assert_problem(
+        await client.post("/items/lot-1/bid", content=body, headers=JSON), 422, "validation-error"
+    )
+    assert why in problem["detail"]
+    assert "400" not in problem["detail"]
+    assert "500" not in problem["detail"]
+
+
+async def test_buy_refuses_what_never_reaches_the_bidder(client: httpx.AsyncClient) -> None:
+    """No token 401, an id that cannot exist 404, a bad Idempotency-Key 422; otherwise the unreachable
+    bidder's 503 (the buy got past the edge's checks)."""
+    assert_problem(await client.post("/items/lot-1/buy"), 401, "unauthorized")
+    assert_problem(await client.post("/items/lot%201/buy", headers=AUTH), 404, "item-not-found")
+    bad_key = await client.post("/items/lot-1/buy", headers={**AUTH, "Idempotency-Key": "has space"})
+    assert assert_problem(bad_key, 422, "validation-error")["errors"][0]["loc"] == [
+        "header",
+        "Idempotency-Key",
+    ]
+    viewer = bearer(make_token(role="viewer"))
+    assert_problem(await client.post("/items/lot-1/buy", headers=viewer), 401, "unauthorized")
+    response = await client.post("/items/lot-1/buy", headers=AUTH)
+    assert_problem(response, 503, "unavailable")
+    assert_problem(await client.get("/items/lot-1/buy"), 405, "method-not-allowed")

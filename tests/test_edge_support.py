@@ -201,9 +201,17 @@ class FakeBidder(bidder_pb2_grpc.BidderServiceServicer):
     async def BuyNow(  # noqa: N802 (gRPC method name)
         self, request: bidder_pb2.BuyNowRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bidder_pb2.PlaceBidResponse:
-        """The edge has no buy route yet: a call here is a test's mistake."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not faked")
-        raise AssertionError("unreachable")
+        """Sold to the caller at 5000 and closed (the fake keeps no state: every buy wins)."""
+        await self._gate(request, context)
+        before = await self._item(request.item_id, context)
+        after = sample_item(before.id, bids=1)
+        after.status = item_pb2.ITEM_STATUS_CLOSED
+        after.current_price = after.buy_now_price = 5000
+        after.highest_bidder = request.bidder
+        after.seq = 3
+        response = bidder_pb2.PlaceBidResponse(bid_id="bid-2", seq=2, amount=5000, item=after, leading=True)
+        response.placed_at.FromSeconds(EPOCH_2026 + 60)
+        return response
 
     async def PlaceBids(  # noqa: N802 (gRPC method name)
         self, request: bidder_pb2.PlaceBidsRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -227,13 +235,15 @@ class FakeBidder(bidder_pb2_grpc.BidderServiceServicer):
         return bidder_pb2.PlaceBidsResponse(outcomes=outcomes)
 
     def _accept(self, request: bidder_pb2.PlaceBidRequest) -> bidder_pb2.PlaceBidResponse:
+        """Leads at its amount (a maximum alone: at the item's minimum)."""
         before = self.items[request.item_id]
+        amount = request.amount or before.min_next_bid
         after = sample_item(before.id, bids=before.bid_count + 1)
-        after.current_price = request.amount
+        after.current_price = amount
         after.highest_bidder = request.bidder
-        after.min_next_bid = request.amount + after.min_increment
+        after.min_next_bid = amount + after.min_increment
         response = bidder_pb2.PlaceBidResponse(
-            bid_id=f"bid-{after.seq}", seq=after.seq, amount=request.amount, item=after
+            bid_id=f"bid-{after.seq}", seq=after.seq, amount=amount, item=after, leading=True
         )
         response.placed_at.FromSeconds(EPOCH_2026 + 60)
         return response

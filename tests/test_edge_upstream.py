@@ -46,15 +46,15 @@ async def client(upstream: Upstream) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_bid_is_placed_as_the_token_subject(client: httpx.AsyncClient, upstream: Upstream) -> None:
-    """201 with bid_id, seq, amount and the item after the bid; the bidder is the token's sub."""
+    """201 with bid_id, seq, amount, leading and the item after the bid; the bidder is the token's sub."""
     response = await client.post(
         "/items/lot-1/bid", json={"amount": 1000}, headers={**ALICE, "Idempotency-Key": "k-1"}
     )
     assert response.status_code == 201, response.text
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert list(body) == ["bid_id", "seq", "amount", "item"]
-    assert (body["bid_id"], body["seq"], body["amount"]) == ("bid-2", 2, 1000)
+    assert list(body) == ["bid_id", "seq", "amount", "leading", "item"]
+    assert (body["bid_id"], body["seq"], body["amount"], body["leading"]) == ("bid-2", 2, 1000, True)
     assert body["item"]["highest_bidder"] == "alice"
     assert body["item"]["current_price"] == 1000
     assert body["item"]["min_next_bid"] == 1050
@@ -237,3 +237,28 @@ async def test_unexpected_error_is_500_problem_without_traceback(
     assert "Traceback" not in response.text
     assert "KeyError" not in response.text
     assert "KeyError" in capsys.readouterr().out  # logged with its traceback
+
+
+async def test_buy_is_made_as_the_token_subject_with_its_key(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    """201 with a bid's shape; the buyer is the token's sub and the Idempotency-Key goes along."""
+    response = await client.post("/items/lot-1/buy", headers={**ALICE, "Idempotency-Key": "buy-7"})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert list(body) == ["bid_id", "seq", "amount", "leading", "item"]
+    assert (body["amount"], body["leading"], body["item"]["status"]) == (5000, True, "closed")
+    assert body["item"]["buy_now_price"] == 5000
+    call = upstream.bidder.calls[-1]
+    assert isinstance(call, bidder_pb2.BuyNowRequest)
+    assert (call.item_id, call.bidder, call.idempotency_key) == ("lot-1", "alice", "buy-7")
+
+
+async def test_buy_now_unavailable_is_409_with_its_own_type(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    upstream.bidder.reject = Rejection(grpc.StatusCode.FAILED_PRECONDITION, reason="BUY_NOW_UNAVAILABLE")
+    response = await client.post("/items/lot-1/buy", headers=ALICE)
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "buy-now-unavailable"

@@ -31,12 +31,16 @@ async def test_schemathesis_finds_nothing(
 ) -> None:
     url = platform.edge_url
     headers = [] if role is None else ["-H", f"Authorization: Bearer {platform.token(f'st-{role}', role)}"]
+    # Without a token every write is a failed authentication, so this address soon spends its budget
+    # of them and gets the documented 429 instead of 401; whether the one "Authorization left out"
+    # case of an operation falls before or after that is luck. The token runs hold that check.
+    skipped = ["--exclude-checks", "missing_required_header"] if role is None else []
     process = await asyncio.create_subprocess_exec(
         str(SCHEMATHESIS), "--config-file", str(CONFIG), "run", f"{url}/openapi.json",
         # One worker: schemathesis's threads trip CPython 3.11's "AST constructor recursion depth
         # mismatch" (a CPython 3.11 bug with threads) in its own code now and then, read as a failure.
         "--checks", "all", "--max-time", str(MAX_SECONDS_PER_RUN), "--workers", "1",
-        "--request-timeout", "10", "--no-color", *headers,
+        "--request-timeout", "10", "--no-color", *headers, *skipped,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(process.communicate(), timeout=MAX_SECONDS_PER_RUN + scaled(120))

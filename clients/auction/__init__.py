@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         AuctionError,
         AuctionNotOpen,
         BidTooLow,
+        BuyNowUnavailable,
         ClientError,
         Conflict,
         Forbidden,
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
         Snapshot,
         watch_item,
     )
-    from auction.models import Bid, BidResult, BidsPage, Item, ItemList, Status
+    from auction.models import Bid, BidResult, BidsPage, IncrementStep, Item, ItemList, Status
     from auction.notices import (
         AuctionExtended,
         Lost,
@@ -82,7 +83,9 @@ _SUBMODULE: dict[str, str] = {
     "BidResult": "auction.models",
     "BidTooLow": "auction.errors",
     "BidsPage": "auction.models",
+    "BuyNowUnavailable": "auction.errors",
     "ClientError": "auction.errors",
+    "IncrementStep": "auction.models",
     "Closed": "auction.live",
     "Conflict": "auction.errors",
     "Extended": "auction.live",
@@ -135,12 +138,14 @@ __all__ = [
     "BidResult",
     "BidTooLow",
     "BidsPage",
+    "BuyNowUnavailable",
     "ClientError",
     "Closed",
     "Conflict",
     "Extended",
     "Forbidden",
     "IdempotencyKeyReused",
+    "IncrementStep",
     "Item",
     "ItemCreated",
     "ItemEvent",

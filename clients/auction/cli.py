@@ -1,7 +1,8 @@
 """`auction`: the platform from a terminal. Human output by default, `--json` for scripts.
 
-Exit codes: 0 done; 1 other API error; 2 usage; 3 bid or item refused (too low, not open, closed,
-invalid); 4 not found; 5 not authenticated or not allowed; 6 service unavailable or unreachable.
+Exit codes: 0 done; 1 other API error; 2 usage; 3 bid, buy or item refused (too low, not open, closed,
+buy-now unavailable, invalid); 4 not found; 5 not authenticated or not allowed; 6 service unavailable
+or unreachable.
 """
 
 from __future__ import annotations
@@ -31,16 +32,18 @@ from auction.errors import (
     ValidationFailed,
 )
 from auction.live import LiveItemNotFound
-from auction.models import Status
+from auction.models import BidResult, Status
 from auction.money import format_money
 from auction.notices import NoticeAuthError
 from auction.notices_view import notices
 from auction.rest import DEFAULT_URL, AsyncAuctionClient
 from auction.tokens import ROLES, mint_dev_token
 from auction.watch import (
+    buy_now_price_of,
     format_reserve,
     format_result,
     format_soft_close,
+    increments_of,
     reserve_met_of,
     reserve_price_of,
     result_of,
@@ -80,7 +83,16 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--description", default="")
     create.add_argument("--currency", required=True)
     create.add_argument("--starting-price", type=int, required=True, help="minor units")
-    create.add_argument("--min-increment", type=int, required=True, help="minor units")
+    create.add_argument(
+        "--min-increment", type=int, help="minor units (default with --increments: the first step's)"
+    )
+    create.add_argument(
+        "--increments",
+        type=_ladder,
+        metavar="FROM:INCREMENT,...",
+        help="an increment ladder in minor units, e.g. 0:100,100000:500 (the first from 0, rising)",
+    )
+    create.add_argument("--buy-now-price", type=int, help="minor units; buy-now until the first bid")
     create.add_argument("--starts-at", type=_timestamp, help="RFC 3339 (default: now)")
     create.add_argument("--ends-at", type=_timestamp, required=True, help="RFC 3339")
     listing = items.add_parser("list", help="list items, newest first")
@@ -89,10 +101,20 @@ def parser() -> argparse.ArgumentParser:
     show = items.add_parser("show", help="one item")
     show.add_argument("item_id")
 
-    bid = sub.add_parser("bid", help="place a bid as the token's bidder")
+    bid = sub.add_parser(
+        "bid", help="place a bid as the token's bidder: AMOUNT, --max N (a proxy bid) or both"
+    )
     bid.add_argument("item_id")
-    bid.add_argument("amount", type=int, help="minor units")
+    bid.add_argument("amount", type=int, nargs="?", help="minor units: bid exactly this")
+    bid.add_argument(
+        "--max", dest="max_amount", type=int, metavar="N",
+        help="minor units: the platform bids for you, as others bid, up to this (shown to no one else)",
+    )  # fmt: skip
     bid.add_argument("--idempotency-key", help="default: a fresh one, reused by retries")
+
+    buy = sub.add_parser("buy", help="buy an item now at its buy-now price (closes the auction)")
+    buy.add_argument("item_id")
+    buy.add_argument("--idempotency-key", help="default: a fresh one, reused by retries")
 
     history = sub.add_parser("history", help="archived bids, newest first")
     history.add_argument("item_id")
@@ -117,6 +139,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _ladder(text: str) -> list[tuple[int, int]]:
+    """`0:100,100000:500` as (from, increment) steps; the edge checks the rules (from 0, rising)."""
+    steps = []
+    for part in text.split(","):
+        start, colon, increment = part.strip().partition(":")
+        if not colon or not start.strip().isdigit() or not increment.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"not FROM:INCREMENT,... in minor units: {text!r}")
+        steps.append((int(start), int(increment)))
+    return steps
+
+
 def _timestamp(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -128,7 +161,14 @@ def _timestamp(text: str) -> datetime:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ns = parser().parse_args(argv)
+    command_line = parser()
+    ns = command_line.parse_args(argv)
+    if ns.command == "bid" and ns.amount is None and ns.max_amount is None:
+        command_line.error("bid: give AMOUNT, --max N or both")
+    if ns.command == "items" and ns.items_command == "create" and ns.min_increment is None:
+        if not ns.increments:
+            command_line.error("items create: give --min-increment (or --increments)")
+        ns.min_increment = ns.increments[0][1]
     try:
         return asyncio.run(run(ns))
     except KeyboardInterrupt:
@@ -159,14 +199,18 @@ async def run(ns: argparse.Namespace) -> int:
         if ns.command == "items":
             return await _items(client, ns)
         if ns.command == "bid":
-            result = await client.place_bid(ns.item_id, ns.amount, idempotency_key=ns.idempotency_key)
-            item = result.item
-            amount = format_money(result.amount, item.currency)
-            minimum = format_money(item.min_next_bid, item.currency)
+            result = await client.place_bid(
+                ns.item_id, ns.amount, max_amount=ns.max_amount, idempotency_key=ns.idempotency_key
+            )
+            _out(ns.json, result, describe_bid(result, ns.max_amount))
+            return EXIT_OK
+        if ns.command == "buy":
+            result = await client.buy_now(ns.item_id, idempotency_key=ns.idempotency_key)
+            price = format_money(result.amount, result.item.currency)
             _out(
                 ns.json,
                 result,
-                f"accepted: bid {result.bid_id} (seq {result.seq}) of {amount}; next minimum {minimum}",
+                f"bought {result.item.id} for {price} (seq {result.seq}); the auction is closed",
             )
             return EXIT_OK
         if ns.command == "history":
@@ -176,7 +220,7 @@ async def run(ns: argparse.Namespace) -> int:
                 if len(bids) >= ns.limit:
                     break
             if ns.json:
-                _print_json([b.model_dump(mode="json") for b in bids])
+                _print_json([b.model_dump(mode="json", by_alias=True) for b in bids])
             else:
                 for b in bids:
                     print(f"{b.seq:>6}  {b.placed_at:%Y-%m-%d %H:%M:%S}  {b.bidder:<20} {b.amount}")
@@ -189,6 +233,7 @@ async def _items(client: AsyncAuctionClient, ns: argparse.Namespace) -> int:
         item = await client.create_item(
             ns.title, description=ns.description, currency=ns.currency, starting_price=ns.starting_price,
             min_increment=ns.min_increment, starts_at=ns.starts_at, ends_at=ns.ends_at,
+            increments=ns.increments, buy_now_price=ns.buy_now_price,
         )  # fmt: skip
         _out(
             ns.json,
@@ -206,12 +251,28 @@ async def _items(client: AsyncAuctionClient, ns: argparse.Namespace) -> int:
         if len(found) >= ns.limit:
             break
     if ns.json:
-        _print_json([i.model_dump(mode="json") for i in found])
+        _print_json([i.model_dump(mode="json", by_alias=True) for i in found])
     else:
         for i in found:
             price = format_money(i.current_price, i.currency) if i.current_price is not None else "no bids"
             print(f"{i.id:<22} {i.status.value:<9} {price:>16}  {i.title}")
     return EXIT_OK
+
+
+def describe_bid(result: BidResult, max_amount: int | None) -> str:
+    """`auction bid`: what happened, and to the maximum's owner (only ever this caller) how far it goes."""
+    item = result.item
+    minimum = format_money(item.min_next_bid, item.currency)
+    text = (
+        f"accepted: bid {result.bid_id} (seq {result.seq}) of {format_money(result.amount, item.currency)}; "
+        f"next minimum {minimum}"
+    )
+    if not result.leading:
+        price = format_money(item.current_price or 0, item.currency)
+        return text + f"\noutbid at once: the leader's maximum is higher; the price is now {price}"
+    if max_amount is not None:
+        return text + f"\nyou lead up to your maximum of {format_money(max_amount, item.currency)}"
+    return text
 
 
 def describe_item(item: Any) -> str:
@@ -248,12 +309,30 @@ def describe_item(item: Any) -> str:
     rules = soft_close_of(item)
     if rules is not None:
         lines.append(f"  soft close    {format_soft_close(rules)}")
+    ladder = increments_of(item)
+    if ladder:
+        steps = ", ".join(
+            f"{format_money(increment, item.currency)} from {format_money(start, item.currency)}"
+            for start, increment in ladder
+        )
+        lines.append(f"  increments    {steps}")
+    buy_now_price = buy_now_price_of(item)
+    if buy_now_price is not None:
+        if closed:
+            state = "the auction is closed"
+        elif item.bid_count:
+            state = "gone: the item has a bid"
+        elif item.status == Status.scheduled:
+            state = "once the auction opens, until the first bid"
+        else:
+            state = f"available: auction buy {item.id}"
+        lines.append(f"  buy now       {format_money(buy_now_price, item.currency)} ({state})")
     return "\n".join(lines)
 
 
 def _out(as_json: bool, model: BaseModel, text: str) -> None:
     if as_json:
-        _print_json(model.model_dump(mode="json"))
+        _print_json(model.model_dump(mode="json", by_alias=True))
     else:
         print(text)
 

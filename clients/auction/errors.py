@@ -10,7 +10,8 @@ AuctionError
     │   ├── Conflict            409
     │   │   ├── BidTooLow       bid-too-low, carries min_next_bid
     │   │   ├── AuctionNotOpen  auction-not-open
-    │   │   └── AuctionClosed   auction-closed
+    │   │   ├── AuctionClosed   auction-closed (also: another buyer bought it first)
+    │   │   └── BuyNowUnavailable buy-now-unavailable (no buy-now price, or a bid came first)
     │   ├── ValidationFailed    422 validation-error, carries errors
     │   ├── IdempotencyKeyReused 422 idempotency-key-reused
     │   └── RateLimited         429, carries retry_after
@@ -79,6 +80,10 @@ class AuctionClosed(Conflict):
     pass
 
 
+class BuyNowUnavailable(Conflict):
+    """The item cannot be bought now: it offers no buy-now price, or it has a bid already."""
+
+
 class ValidationFailed(ClientError):
     @property
     def errors(self) -> list[dict[str, Any]]:
@@ -106,6 +111,7 @@ _BY_TYPE: dict[str, type[ApiError]] = {
     "bid-too-low": BidTooLow,
     "auction-not-open": AuctionNotOpen,
     "auction-closed": AuctionClosed,
+    "buy-now-unavailable": BuyNowUnavailable,
     "idempotency-key-reused": IdempotencyKeyReused,
     "validation-error": ValidationFailed,
     "item-not-found": NotFound,

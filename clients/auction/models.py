@@ -33,14 +33,23 @@ class BidRequest(BaseModel):
         extra='forbid',
     )
     amount: Annotated[
-        int,
+        int | None,
         Field(
-            description="Minor units of the item's currency (cents). Any JSON number with no fractional part (`100`, `100.0`, `1e2`); `100.5` is refused with 422.",
+            description="Bid exactly this, in minor units of the item's currency (cents); at least `min_next_bid`. Any JSON number with no fractional part (`100`, `100.0`, `1e2`); `100.5` is refused with 422.",
             ge=1,
             le=1000000000000000,
             title='Amount',
         ),
-    ]
+    ] = None
+    max_amount: Annotated[
+        int | None,
+        Field(
+            description='A proxy bid: the platform bids for you, as others bid, up to this maximum (at least `amount`, and alone at least `min_next_bid`). Shown to no one but you: not in items, events, history or errors. Give `amount`, `max_amount` or both. Any JSON number with no fractional part (`100`, `100.0`, `1e2`); `100.5` is refused with 422.',
+            ge=1,
+            le=1000000000000000,
+            title='Max Amount',
+        ),
+    ] = None
 
 
 class BidsPage(BaseModel):
@@ -59,6 +68,30 @@ class FieldError(BaseModel):
 
 class Health(BaseModel):
     status: Annotated[str, Field(title='Status')]
+
+
+class IncrementStep(BaseModel):
+    from_: Annotated[
+        int, Field(alias='from', description="From this price on (up to the next step's).", title='From')
+    ]
+    increment: Annotated[int, Field(title='Increment')]
+
+
+class IncrementStepRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    from_: Annotated[
+        int,
+        Field(
+            alias='from',
+            description="Minor units; the first step's is 0.",
+            ge=0,
+            le=1000000000000000,
+            title='From',
+        ),
+    ]
+    increment: Annotated[int, Field(description='Minor units.', ge=1, le=1000000000000000, title='Increment')]
 
 
 class Status(StrEnum):
@@ -111,6 +144,15 @@ class CreateItemRequest(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
+    buy_now_price: Annotated[
+        int | None,
+        Field(
+            description='Buy-now (`POST /items/{id}/buy`) at this price until the first bid; above `starting_price`, at least `reserve_price`.',
+            ge=1,
+            le=1000000000000000,
+            title='Buy Now Price',
+        ),
+    ] = None
     currency: Annotated[str, Field(description='ISO 4217 code.', pattern='^[A-Z]{3}$', title='Currency')]
     description: Annotated[
         str | None,
@@ -125,6 +167,15 @@ class CreateItemRequest(BaseModel):
             title='Ends At',
         ),
     ]
+    increments: Annotated[
+        list[IncrementStepRequest] | None,
+        Field(
+            description="An increment ladder: the increment at price P is that of the step with the greatest `from <= P`. The first `from` is 0, `from` strictly rises, and `min_increment` must be the first step's increment; at most 32 steps. Omitted: `min_increment` at every price.",
+            max_length=32,
+            min_length=1,
+            title='Increments',
+        ),
+    ] = None
     min_increment: Annotated[
         int,
         Field(
@@ -173,6 +224,13 @@ class CreateItemRequest(BaseModel):
 
 class Item(BaseModel):
     bid_count: Annotated[int, Field(title='Bid Count')]
+    buy_now_price: Annotated[
+        int | None,
+        Field(
+            description='Absent when the item offers no buy-now. Shown whenever it has one, since it is a term of the item; `POST /items/{id}/buy` takes it while `status` is open and `bid_count` is 0.',
+            title='Buy Now Price',
+        ),
+    ] = None
     currency: Annotated[str, Field(title='Currency')]
     current_price: Annotated[
         int | None, Field(description='Null before the first accepted bid.', title='Current Price')
@@ -186,11 +244,15 @@ class Item(BaseModel):
         str | None, Field(description='Null before the first accepted bid.', title='Highest Bidder')
     ]
     id: Annotated[str, Field(title='Id')]
+    increments: Annotated[
+        list[IncrementStep] | None,
+        Field(description='The increment ladder as created; absent without one.', title='Increments'),
+    ] = None
     min_increment: Annotated[int, Field(title='Min Increment')]
     min_next_bid: Annotated[
         int,
         Field(
-            description='starting_price before the first bid, then current_price + min_increment.',
+            description="starting_price before the first bid, then current_price + the increment at current_price (the ladder's, or min_increment).",
             title='Min Next Bid',
         ),
     ]
@@ -223,7 +285,22 @@ class ItemList(BaseModel):
 
 
 class BidResult(BaseModel):
-    amount: Annotated[int, Field(title='Amount')]
-    bid_id: Annotated[str, Field(title='Bid Id')]
+    amount: Annotated[
+        int, Field(description="The bid's own amount; the price when it placed none.", title='Amount')
+    ]
+    bid_id: Annotated[
+        str,
+        Field(
+            description="The bid's own event; for a bid that placed none (a leader raising their maximum, a maximum beaten at once by the leader's) the item's seq right after it.",
+            title='Bid Id',
+        ),
+    ]
     item: Item
+    leading: Annotated[
+        bool,
+        Field(
+            description="Whether the caller leads after it (false: a maximum beaten at once by the leader's).",
+            title='Leading',
+        ),
+    ]
     seq: Annotated[int, Field(title='Seq')]

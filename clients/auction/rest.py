@@ -1,14 +1,15 @@
 """`AsyncAuctionClient`: the REST API as typed async calls. The sync client wraps this one.
 
-Reads and bids are retried on 429/503 and connection failures (see `RetryPolicy`); a bid is safe to
-retry because every `place_bid` sends an Idempotency-Key (generated unless given) that stays the same
-across its retries, so a bid whose answer was lost is placed once. Creating an item is not retried.
+Reads, bids and buys are retried on 429/503 and connection failures (see `RetryPolicy`); a bid or a
+buy is safe to retry because every `place_bid` and `buy_now` sends an Idempotency-Key (generated unless
+given) that stays the same across its retries, so a bid whose answer was lost is placed once, and a buy
+that won hears that it won. Creating an item is not retried.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
@@ -16,7 +17,16 @@ import httpx
 from pydantic import BaseModel
 
 from auction.errors import ApiError, TransportError, error_for
-from auction.models import Bid, BidResult, BidsPage, CreateItemRequest, Item, ItemList, Status
+from auction.models import (
+    Bid,
+    BidResult,
+    BidsPage,
+    CreateItemRequest,
+    IncrementStepRequest,
+    Item,
+    ItemList,
+    Status,
+)
 from auction.retry import NO_RETRY, RetryPolicy
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -64,13 +74,25 @@ class AsyncAuctionClient:
         ends_at: datetime,
         starts_at: datetime | None = None,
         description: str = "",
+        increments: Sequence[tuple[int, int]] | None = None,
+        buy_now_price: int | None = None,
     ) -> Item:
-        """Admin only. Not retried: a repeated create would make a second item."""
+        """Admin only. Not retried: a repeated create would make a second item.
+
+        `increments`: an increment ladder as (from, increment) pairs, the first from 0, `from` rising,
+        the first increment `min_increment`. `buy_now_price`: offered until the first bid."""
+        ladder = None
+        if increments is not None:
+            ladder = [
+                IncrementStepRequest.model_validate({"from": start, "increment": step})
+                for start, step in increments
+            ]
         body = CreateItemRequest(
             title=title, description=description, currency=currency, starting_price=starting_price,
-            min_increment=min_increment, starts_at=starts_at, ends_at=ends_at,
+            min_increment=min_increment, starts_at=starts_at, ends_at=ends_at, increments=ladder,
+            buy_now_price=buy_now_price,
         )  # fmt: skip
-        payload = body.model_dump(mode="json", exclude_none=True)
+        payload = body.model_dump(mode="json", exclude_none=True, by_alias=True)
         return await self._call(Item, "POST", "/items", NO_RETRY, json=payload)
 
     async def get_item(self, item_id: str) -> Item:
@@ -101,16 +123,43 @@ class AsyncAuctionClient:
 
     # -- bids ----------------------------------------------------------------------------------------
 
-    async def place_bid(self, item_id: str, amount: int, *, idempotency_key: str | None = None) -> BidResult:
-        """Bid as the token's bidder. Raises `BidTooLow` (with `min_next_bid`), `AuctionNotOpen`, ...
+    async def place_bid(
+        self,
+        item_id: str,
+        amount: int | None = None,
+        *,
+        max_amount: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> BidResult:
+        """Bid as the token's bidder: `amount` (exactly this), `max_amount` (a proxy bid: the platform bids
+        for you up to it) or both. `result.leading` says whether you lead afterwards (a maximum may be
+        beaten at once by the leader's). Raises `BidTooLow` (with `min_next_bid`), `AuctionNotOpen`, ...
 
         The Idempotency-Key (a fresh UUID unless given) is reused by every retry of this call.
         """
+        if amount is None and max_amount is None:
+            raise ValueError("place_bid needs amount, max_amount or both")
+        body: dict[str, int] = {} if amount is None else {"amount": amount}
+        if max_amount is not None:
+            body["max_amount"] = max_amount
         key = idempotency_key or uuid.uuid4().hex
         return await self._call(
             BidResult, "POST", f"/items/{item_id}/bid", self._retry,
-            json={"amount": amount}, headers={"Idempotency-Key": key},
+            json=body, headers={"Idempotency-Key": key},
         )  # fmt: skip
+
+    async def buy_now(self, item_id: str, *, idempotency_key: str | None = None) -> BidResult:
+        """Buy the item at its `buy_now_price`: sold to the token's bidder and closed at once. Raises
+        `AuctionClosed` when another buyer was first (or the auction ended), `BuyNowUnavailable` after
+        the first bid or without a buy-now price, `AuctionNotOpen` before the start.
+
+        The Idempotency-Key (a fresh UUID unless given) is reused by every retry, so a buy whose answer
+        was lost, retried, hears that it won rather than "closed".
+        """
+        key = idempotency_key or uuid.uuid4().hex
+        return await self._call(
+            BidResult, "POST", f"/items/{item_id}/buy", self._retry, headers={"Idempotency-Key": key}
+        )
 
     async def list_bids(self, item_id: str, *, limit: int = 50, before_seq: int | None = None) -> BidsPage:
         """One page of the archived history, newest first; `iter_bids` walks them all."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
@@ -87,11 +87,14 @@ class AuctionClient:
         ends_at: datetime,
         starts_at: datetime | None = None,
         description: str = "",
+        increments: Sequence[tuple[int, int]] | None = None,
+        buy_now_price: int | None = None,
     ) -> Item:
         return self._portal.call(
             self._async.create_item(
                 title, currency=currency, starting_price=starting_price, min_increment=min_increment,
-                ends_at=ends_at, starts_at=starts_at, description=description,
+                ends_at=ends_at, starts_at=starts_at, description=description, increments=increments,
+                buy_now_price=buy_now_price,
             )
         )  # fmt: skip
 
@@ -106,8 +109,20 @@ class AuctionClient:
     def iter_items(self, *, status: Status | str | None = None, page_size: int = 50) -> Iterator[Item]:
         return self._portal.iterate(self._async.iter_items(status=status, page_size=page_size))
 
-    def place_bid(self, item_id: str, amount: int, *, idempotency_key: str | None = None) -> BidResult:
-        return self._portal.call(self._async.place_bid(item_id, amount, idempotency_key=idempotency_key))
+    def place_bid(
+        self,
+        item_id: str,
+        amount: int | None = None,
+        *,
+        max_amount: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> BidResult:
+        return self._portal.call(
+            self._async.place_bid(item_id, amount, max_amount=max_amount, idempotency_key=idempotency_key)
+        )
+
+    def buy_now(self, item_id: str, *, idempotency_key: str | None = None) -> BidResult:
+        return self._portal.call(self._async.buy_now(item_id, idempotency_key=idempotency_key))
 
     def list_bids(self, item_id: str, *, limit: int = 50, before_seq: int | None = None) -> BidsPage:
         return self._portal.call(self._async.list_bids(item_id, limit=limit, before_seq=before_seq))

@@ -8,8 +8,8 @@ alice for $12.34", "no sale") and the command exits 0. The stream reconnects and
 (`auction.live`). Times are UTC.
 
 The pure pieces (`format_countdown`, `format_extension`, `format_result`, `format_soft_close`, ...) and
-the readers of an item's lifecycle fields (`soft_close_of`, `result_of`, `reserve_met_of`) are shared
-with `auction items show`.
+the readers of an item's lifecycle and bid kinds' fields (`soft_close_of`, `result_of`, `reserve_met_of`,
+`increments_of`, `buy_now_price_of`) are shared with `auction items show`.
 """
 
 from __future__ import annotations
@@ -142,6 +142,22 @@ def reserve_met_of(item: object) -> bool | None:
 def reserve_price_of(item: object) -> int | None:
     """The reserve itself: only in answers to admins."""
     return _as_int(_member(item, "reserve_price"))
+
+
+def increments_of(item: object) -> list[tuple[int, int]]:
+    """The item's increment ladder as (from, increment) steps; [] without one."""
+    steps = []
+    for step in _member(item, "increments") or ():
+        start = _member(step, "from") if isinstance(step, Mapping) else _member(step, "from_")
+        increment = _member(step, "increment")
+        if _as_int(start) is not None and _as_int(increment) is not None:
+            steps.append((int(start), int(increment)))
+    return steps
+
+
+def buy_now_price_of(item: object) -> int | None:
+    """The buy-now price, when the item offers one (whether it can still be used: its status and bids)."""
+    return _as_int(_member(item, "buy_now_price"))
 
 
 # -- formatting -------------------------------------------------------------------------------------
@@ -406,7 +422,11 @@ async def _tick(view: WatchView, stream: ItemStream, out: TextIO, drawn: asyncio
 
 def _as_dict(event: LiveEvent) -> dict[str, object]:
     if isinstance(event, Snapshot):
-        return {"type": "snapshot", "seq": event.seq, "item": event.item.model_dump(mode="json")}
+        return {
+            "type": "snapshot",
+            "seq": event.seq,
+            "item": event.item.model_dump(mode="json", by_alias=True),
+        }
     if isinstance(event, Reset):
         return {"type": "reset"}
     return {"type": type(event).__name__, **asdict(event)}
