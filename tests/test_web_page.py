@@ -222,6 +222,81 @@ async def test_the_close_shows_the_winner(browser: Browser, platform: Platform, 
         await screenshot(page, "item-closed")
 
 
+async def test_a_maximum_bids_for_its_owner_who_alone_is_told_of_it(
+    browser: Browser, platform: Platform, rest: Rest
+) -> None:
+    """Grace bids 10.00 with a maximum of 25.00: her page says she leads up to it; Heidi's bid of 15.00
+    is answered by Grace's automatic bid of 16.00, shown as such on both pages, and no page but Grace's
+    ever shows 25.00; Heidi's 30.00 beats the maximum and Grace's page says she is outbid."""
+    item = await rest.create_item("Barometer")
+    url = item_url(platform, item["id"])
+    async with (
+        open_page(browser, url, token=platform.token("grace"), name="max-grace") as grace,
+        open_page(browser, url, token=platform.token("heidi"), name="max-heidi") as heidi,
+    ):
+        await live(grace)
+        await live(heidi)
+        await grace.locator("#max-amount").fill("25")
+        await grace.locator("#bid-button").click()
+        await expect(grace.locator("#bid-message")).to_have_text(
+            "Bid placed: you lead at 10.00 USD; the platform bids for you up to 25.00 USD."
+        )
+        you = grace.locator("#you")
+        await expect(you).to_have_text("You are the highest bidder, up to your maximum of 25.00 USD.")
+
+        placed = await rest.bid(item["id"], "heidi", 1500)
+        assert placed["leading"] is False
+        assert 2500 not in placed["item"].values()  # the maximum is Grace's alone
+        for page in (grace, heidi):
+            await expect(page.locator("#price")).to_have_text("16.00 USD")
+            await expect(page.locator("#leader")).to_have_text("grace")
+            await expect(page.locator("#events li .what").first).to_have_text(
+                "grace bid 16.00 USD (automatic, within their maximum)"
+            )
+        await expect(you).to_have_text("You are the highest bidder, up to your maximum of 25.00 USD.")
+        await screenshot(grace, "item-maximum")
+        assert "25.00" not in await heidi.locator("body").inner_text()
+
+        await heidi.locator("#amount").fill("30")
+        await heidi.locator("#bid-button").click()
+        await expect(heidi.locator("#bid-message")).to_have_text("Bid placed: 30.00 USD.")
+        await expect(you).to_have_text(re.compile(r"^Outbid: heidi leads at 30\.00 USD\."))
+        assert "25.00" not in await heidi.locator("body").inner_text()
+
+
+async def test_buy_now_closes_the_item_for_the_first_buyer_and_goes_with_the_first_bid(
+    browser: Browser, platform: Platform, rest: Rest
+) -> None:
+    """Ivan buys at the buy-now price: sold to him at once, and Judy's page loses the offer and shows the
+    result; on another item the first bid takes the offer off every page."""
+    item = await rest.create_item("Ship in a bottle", buy_now_price=5000)
+    url = item_url(platform, item["id"])
+    async with (
+        open_page(browser, url, token=platform.token("ivan"), name="buy-ivan") as ivan,
+        open_page(browser, url, token=platform.token("judy"), name="buy-judy") as judy,
+    ):
+        await live(ivan)
+        await live(judy)
+        for page in (ivan, judy):
+            await expect(page.locator("#buy-button")).to_have_text("Buy now for 50.00 USD")
+        await screenshot(judy, "item-buy-now")
+        await ivan.locator("#buy-button").click()
+        await expect(ivan.locator("#buy-message")).to_have_text("Bought: the item is yours for 50.00 USD.")
+        for page in (ivan, judy):
+            await expect(page.locator("#result-text")).to_have_text("Sold to ivan for 50.00 USD.")
+        await expect(ivan.locator("#you")).to_have_text("You won this auction at 50.00 USD.")
+        await expect(judy.locator("#buy-now")).to_be_hidden()
+        assert (await rest.item(item["id"]))["status"] == "closed"
+
+    other = await rest.create_item("Snow globe", buy_now_price=5000)
+    async with open_page(browser, item_url(platform, other["id"]), token=platform.token("judy")) as page:
+        await live(page)
+        await expect(page.locator("#buy-now")).to_be_visible()
+        await rest.bid(other["id"], "ivan", 1000)
+        await expect(page.locator("#buy-now")).to_be_hidden()
+        await expect(page.locator("#price")).to_have_text("10.00 USD")
+
+
 @dataclass
 class OwnLivePath:
     """An edge and a fan-out of our own beside the platform's (same bidder and Redis), so the test may

@@ -1,5 +1,6 @@
 // The live item page: the item's state from the fan-out (a snapshot, then every event in `seq` order),
-// a countdown on the platform's clock, the latest activity, the result, and the bid form.
+// a countdown on the platform's clock, the latest activity, the result, the bid form (an amount, a
+// maximum for the platform to bid up to, or both) and buy-now while the item has no bid.
 
 import { api } from "./api.js";
 import { BidSender, refusalText, retryAfterSeconds } from "./bids.js";
@@ -7,6 +8,7 @@ import { mountChrome } from "./chrome.js";
 import { ServerClock, formatMoment, formatRemaining } from "./clock.js";
 import { $, h, ITEM_ID, say, setText } from "./dom.js";
 import { LiveFeed } from "./live.js";
+import { forgetMaximum, myMaximum, rememberMaximum } from "./maximum.js";
 import { formatMoney, parseMoney, plainMoney } from "./money.js";
 import { currentSession, signOut } from "./session.js";
 
@@ -14,6 +16,8 @@ const SHOWN_EVENTS = 50;
 const itemId = new URLSearchParams(location.search).get("id") ?? "";
 const clock = new ServerClock();
 const sender = new BidSender(itemId);
+const buyer = new BidSender(itemId); // its own intent: a buy-now is not a bid
+const buyPath = `/items/${encodeURIComponent(itemId)}/buy`;
 const page = {
   item: null,
   entries: new Map(), // seq -> {seq, type, text, appliedAt}
@@ -29,15 +33,29 @@ const page = {
 const money = (minor) => formatMoney(minor, page.item?.currency ?? "");
 const isClosed = () => page.item?.status === "closed" || Boolean(page.item?.result);
 
-/** The bid's body: `{amount}` today; a proxy maximum (`max_amount`) is added here when it exists. */
-function bidBody(amount) {
-  return { amount };
+/** The bid's body: an amount, a maximum (a proxy bid: the platform bids up to it), or both. */
+function bidBody(amount, maximum) {
+  const body = {};
+  if (amount !== null) body.amount = amount;
+  if (maximum !== null) body.max_amount = maximum;
+  return body;
+}
+
+/** The maximum this tab sent, while it still means something: its owner leads and it is above the price. */
+function standingMaximum() {
+  const me = currentSession()?.sub;
+  const item = page.item;
+  if (!me || !item || item.highest_bidder !== me) return null;
+  const maximum = myMaximum(itemId, me);
+  return maximum !== null && maximum > (item.current_price ?? 0) ? maximum : null;
 }
 
 function entryText(event) {
   switch (event.type) {
     case "bid":
-      return `${event.bidder} bid ${money(event.amount)}`;
+      return event.proxy
+        ? `${event.bidder} bid ${money(event.amount)} (automatic, within their maximum)`
+        : `${event.bidder} bid ${money(event.amount)}`;
     case "extended": {
       const moved = Date.parse(event.ends_at) - Date.parse(event.previous_ends_at);
       const by = Number.isFinite(moved) && moved > 0 ? ` (+${formatRemaining(moved)})` : "";
@@ -95,7 +113,10 @@ function applyEvent(event) {
   item.seq = event.seq;
   remember(event, Date.now());
   const me = currentSession()?.sub;
-  if (me && leaderBefore === me && item.highest_bidder !== me) page.outbid = true;
+  if (me && leaderBefore === me && item.highest_bidder !== me) {
+    page.outbid = true;
+    forgetMaximum(itemId, me); // beaten: another maximum is higher
+  }
   if (me && item.highest_bidder === me) page.outbid = false;
 }
 
@@ -178,7 +199,12 @@ function youState() {
     if (item.result.winner === me) return [`You won this auction at ${money(item.result.final_price)}.`, "won"];
     return page.myBid || page.outbid ? ["You did not win this auction.", "lost"] : ["", "none"];
   }
-  if (item.highest_bidder === me) return ["You are the highest bidder.", "leading"];
+  if (item.highest_bidder === me) {
+    const maximum = standingMaximum();
+    return maximum === null
+      ? ["You are the highest bidder.", "leading"]
+      : [`You are the highest bidder, up to your maximum of ${money(maximum)}.`, "leading-maximum"];
+  }
   if (page.outbid) {
     const again = `Bid at least ${money(item.min_next_bid)} to lead again.`;
     return [`Outbid: ${item.highest_bidder} leads at ${money(item.current_price)}. ${again}`, "outbid"];
@@ -209,8 +235,25 @@ function render() {
     say($("#result-text"), outcome === "sold" ? `Sold to ${winner} for ${money(price)}.` : "Not sold (no bid, or the reserve was not met).", outcome);
   }
   $("#bid-button").disabled = isClosed() || Date.now() < page.waitUntil || sender.inFlight !== null;
+  renderBuyNow();
   renderEvents();
   tick();
+}
+
+/** Buy-now is offered while the item is open, has a buy-now price and no bid yet. */
+function renderBuyNow() {
+  const item = page.item;
+  const section = $("#buy-now");
+  const open = !isClosed() && clock.now() >= Date.parse(item.starts_at);
+  const offered = item.buy_now_price !== null && item.buy_now_price !== undefined && item.bid_count === 0 && open;
+  if (!offered && section.dataset.bought !== "true") {
+    section.hidden = true;
+    return;
+  }
+  section.hidden = false;
+  const button = $("#buy-button");
+  setText(button, `Buy now for ${money(item.buy_now_price)}`);
+  button.disabled = !offered || buyer.inFlight !== null;
 }
 
 function renderEvents() {
@@ -266,21 +309,42 @@ async function submitBid(event) {
   }
   const item = page.item;
   if (!item) return;
-  const amount = parseMoney($("#amount").value, item.currency);
-  if (amount === null) {
-    say(message, `Enter an amount in ${item.currency}, such as ${plainMoney(item.min_next_bid, item.currency)}.`, "invalid");
+  const amountText = $("#amount").value.trim();
+  const maximumText = $("#max-amount").value.trim();
+  const amount = amountText === "" && maximumText !== "" ? null : parseMoney(amountText, item.currency);
+  const maximum = maximumText === "" ? null : parseMoney(maximumText, item.currency);
+  const example = plainMoney(item.min_next_bid, item.currency);
+  if (amount === null && amountText !== "") {
+    say(message, `Enter an amount in ${item.currency}, such as ${example}.`, "invalid");
     $("#amount").focus();
+    return;
+  }
+  if (maximum === null && maximumText !== "") {
+    say(message, `Enter your maximum in ${item.currency}, such as ${example}, or leave it empty.`, "invalid");
+    $("#max-amount").focus();
+    return;
+  }
+  if (amount === null && maximum === null) {
+    say(message, `Enter an amount in ${item.currency}, such as ${example}.`, "invalid");
+    $("#amount").focus();
+    return;
+  }
+  if (amount !== null && maximum !== null && maximum < amount) {
+    say(message, `Your maximum (${money(maximum)}) must be at least your bid (${money(amount)}).`, "invalid");
+    $("#max-amount").focus();
     return;
   }
   const button = $("#bid-button");
   button.disabled = true;
-  say(message, `Sending your bid of ${money(amount)}…`, "pending");
-  const { kind, answer } = await sender.place(bidBody(amount), session.token);
+  say(message, maximum === null ? `Sending your bid of ${money(amount)}…` : `Sending your bid with a maximum of ${money(maximum)}…`, "pending");
+  const { kind, answer } = await sender.place(bidBody(amount, maximum), session.token);
   message.dataset.answeredAt = String(Date.now());
   if (kind === "accepted") {
     page.myBid = true;
     page.amountTouched = false;
-    say(message, `Bid placed: ${money(answer.data.amount)}.`, "accepted");
+    if (maximum !== null && answer.data.leading) rememberMaximum(itemId, session.sub, maximum);
+    $("#max-amount").value = "";
+    say(message, acceptedText(answer.data, maximum), answer.data.leading === false ? "accepted-outbid" : "accepted");
   } else {
     const type = kind === "lost" ? "lost" : answer.data?.type ?? "refused";
     say(message, refusalText(answer, item), type);
@@ -298,9 +362,61 @@ async function submitBid(event) {
   render();
 }
 
+/** What an accepted bid did, in words: a maximum may lead above the bid, or another maximum may beat it. */
+function acceptedText(answer, maximum) {
+  const price = answer.item?.current_price ?? answer.amount;
+  if (answer.leading === false) {
+    return `Bid placed: ${money(answer.amount)}, but another bidder's maximum is higher: they lead at ${money(price)}.`;
+  }
+  if (maximum !== null) return `Bid placed: you lead at ${money(price)}; the platform bids for you up to ${money(maximum)}.`;
+  return `Bid placed: ${money(answer.amount)}.`;
+}
+
+async function buyNow() {
+  const message = $("#buy-message");
+  const session = currentSession();
+  if (!session) {
+    say(message, "You are signed out: sign in above to buy.", "signed-out");
+    $("#session details")?.setAttribute("open", "");
+    return;
+  }
+  const item = page.item;
+  if (!item) return;
+  $("#buy-button").disabled = true;
+  say(message, `Buying for ${money(item.buy_now_price)}…`, "pending");
+  const { kind, answer } = await buyer.place({}, session.token, buyPath);
+  if (kind === "accepted") {
+    page.myBid = true;
+    $("#buy-now").dataset.bought = "true";
+    say(message, `Bought: the item is yours for ${money(answer.data.amount)}.`, "bought");
+  } else {
+    const type = kind === "lost" ? "lost" : answer.data?.type ?? "refused";
+    say(message, buyRefusalText(answer, item), type);
+    if (type === "unauthorized") signOut();
+  }
+  render();
+}
+
+function buyRefusalText(answer, item) {
+  switch (answer.data?.type) {
+    case "buy-now-unavailable":
+      return "Buy now is gone: the first bid has been placed, so this item goes to the highest bidder.";
+    case "auction-closed":
+      return "Too late: this auction has ended (someone may have bought it first).";
+    default:
+      return answer.status === 0 || answer.status >= 502
+        ? "No answer from the platform, so the purchase may not be made yet. Press Buy again to retry it: it will not be made twice."
+        : refusalText(answer, item);
+  }
+}
+
 async function main() {
   const config = await mountChrome(() => render());
   $("#bid-form").addEventListener("submit", submitBid);
+  $("#buy-button").addEventListener("click", (event) => {
+    if (event.detail > 1) return; // a double click is one purchase
+    buyNow();
+  });
   // The second click of a double click (the browser counts it in `detail`) is the same press: without
   // this, a fast answer to the first one re-enables the button in time for the second to bid again.
   $("#bid-button").addEventListener("click", (event) => {
