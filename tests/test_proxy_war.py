@@ -47,10 +47,10 @@ class Seen:
 
 async def _plain(client: httpx.AsyncClient, platform: Platform, item_id: str, name: str, seen: Seen) -> None:
     rng = random.Random(name)
-    ceiling = rng.randrange(1_000, 90_000)
+    ceiling = rng.randrange(20_000, 120_000)
     next_min = STARTING_PRICE
-    for _ in range(25):
-        amount = next_min + rng.randrange(0, 3) * 10
+    for _ in range(40):
+        amount = next_min + rng.choice((0, 0, 10, 20, 500, 2_000))
         if amount > ceiling:
             return
         response = await client.post(
@@ -79,7 +79,7 @@ async def _proxy(
 ) -> None:
     """A maximum alone, or (sometimes) with the minimum as a named amount, read just before."""
     rng = random.Random(name)
-    await asyncio.sleep(rng.uniform(0, 1.5))
+    await asyncio.sleep(rng.uniform(0, 3))
     item = (await client.get(f"{platform.edge_url}/items/{item_id}")).json()
     named = may_name and rng.random() < 0.3 and item["min_next_bid"] <= maximum
     body: dict[str, int] = {"max_amount": maximum}
@@ -99,16 +99,28 @@ async def _proxy(
         assert answer["type"] == "bid-too-low", answer
 
 
-async def _watch(
-    url: str, frames: list[str], snapshot: asyncio.Event, until_seq: asyncio.Future[int]
-) -> None:
+def _messages(frame: str) -> list[dict[str, Any]]:
+    """A frame's messages: one, or a batch's events (the fan-out batches events that pile up)."""
+    decoded: dict[str, Any] = json.loads(frame)
+    events: list[dict[str, Any]] = decoded["events"] if decoded["type"] == "batch" else [decoded]
+    return events
+
+
+async def _watch(url: str, frames: list[str], arrived: asyncio.Event) -> None:
     async with websockets.connect(url) as socket:
         async for frame in socket:
             assert isinstance(frame, str)
             frames.append(frame)
-            snapshot.set()
-            if until_seq.done() and json.loads(frame).get("seq", 0) >= until_seq.result():
-                return
+            arrived.set()
+
+
+async def _seen_up_to(frames: list[str], arrived: asyncio.Event, seq: int) -> None:
+    """Until the viewer has a frame with `seq` (or later)."""
+    while True:
+        arrived.clear()
+        if frames and _messages(frames[-1])[-1].get("seq", 0) >= seq:
+            return
+        await arrived.wait()
 
 
 def _rule(accepted: list[dict[str, Any]]) -> tuple[str, int]:
@@ -147,35 +159,46 @@ async def test_half_the_bidders_on_maximums_the_rule_holds_and_no_maximum_leaks(
         )
         assert created.status_code == 201, created.text
         item_id = created.json()["id"]
-        final_seq: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        snapshot = asyncio.Event()
+        arrived = asyncio.Event()
         url = f"{platform.fanout_url}/ws/items/{item_id}"
-        viewer = asyncio.create_task(_watch(url, frames, snapshot, final_seq))
-        await asyncio.wait_for(snapshot.wait(), timeout=scaled(10))  # the viewer's snapshot first
-        await asyncio.wait_for(
-            asyncio.gather(
+        viewer = asyncio.create_task(_watch(url, frames, arrived))
+        await asyncio.wait_for(arrived.wait(), timeout=scaled(10))  # the viewer's snapshot first
+        # The war, then the three highest maximums (sent first, they would end it at once), then the
+        # plain bidders try again: the maximums must defend.
+        distinct = len(DISTINCT_MAXIMUMS)
+        phases = [
+            [
                 *(_plain(client, platform, item_id, f"plain{n}", seen) for n in range(PLAIN_BIDDERS)),
                 *(
-                    _proxy(client, platform, item_id, f"proxy{n}", maximum, seen, may_name=n >= 3)
+                    _proxy(client, platform, item_id, f"proxy{n}", maximum, seen, may_name=True)
                     for n, maximum in enumerate(maximums)
+                    if n >= distinct
                 ),
-            ),
-            timeout=scaled(120),
-        )
+            ],
+            [
+                _proxy(client, platform, item_id, f"proxy{n}", maximums[n], seen, may_name=False)
+                for n in range(distinct)
+            ],
+            [_plain(client, platform, item_id, f"plain{n}", seen) for n in range(0, PLAIN_BIDDERS, 10)],
+        ]
+        for phase in phases:
+            await asyncio.wait_for(asyncio.gather(*phase), timeout=scaled(120))
         final_answer = await client.get(f"{platform.edge_url}/items/{item_id}")
         final = final_answer.json()
-        final_seq.set_result(final["seq"])
-        await asyncio.wait_for(viewer, timeout=scaled(30))
+        try:
+            await asyncio.wait_for(_seen_up_to(frames, arrived, final["seq"]), timeout=scaled(30))
+        finally:
+            viewer.cancel()
     seen.bodies.append(("anyone", final_answer.text))
     owner_of = {maximum: f"proxy{n}" for n, maximum in enumerate(maximums)}
 
     # Every accepted bid has its own seq.
     seqs = [bid["seq"] for bid in seen.accepted]
-    assert len(seqs) > PLAIN_BIDDERS
+    assert len(seqs) > 50, len(seqs)
     assert len(set(seqs)) == len(seqs)
 
     # The viewer: a snapshot, then every event once, in seq order, at prices that never fall.
-    decoded = [json.loads(frame) for frame in frames]
+    decoded = [message for frame in frames for message in _messages(frame)]
     assert decoded[0]["type"] == "snapshot"
     events = decoded[1:]
     assert [e["seq"] for e in events] == list(range(decoded[0]["seq"] + 1, final["seq"] + 1))
