@@ -180,6 +180,8 @@ class WatchBidWriter(WriterBase):
         if decision.too_low is not None:
             return too_low_reply(decision.too_low)
         seq, leader, own_seq = item.seq, item.leader, None
+        if len(decision.events) > 1 and decision.events[-1].bidder == leader:
+            leader = ""  # like place_bid.lua: a named bid the leader's maximum answers outbids nobody
         for index, event in enumerate(decision.events):
             seq += 1
             encoded = bid_event(

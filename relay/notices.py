@@ -4,7 +4,9 @@ The pump hands over the events of a round that JetStream acknowledged, in outbox
 removes them from the outbox. `plan_notices` (no I/O) turns them into one `notify.lua` call per item:
 
 - a bid: its bidder joins the item's bidder set; the leader before it (the outbox entry's
-  `PREVIOUS_LEADER_FIELD`, written in the bid's own Lua step) hears `outbid` unless it is the same bidder;
+  `PREVIOUS_LEADER_FIELD`, written in the bid's own Lua step) hears `outbid` unless it is the same bidder
+  (the step leaves it empty on a named bid that the leader's maximum answers at once: the leader never
+  lost the lead, and the challenger hears `outbid` from the maximum's bid right after);
 - an extension: every bidder in the set hears `extended`;
 - the close: the winner hears `won`, every other bidder `lost` (everyone `lost` without a sale), and the
   set expires a while later.

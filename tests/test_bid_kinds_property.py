@@ -151,6 +151,8 @@ class ModelAuction:
         if who == self.book.leader and amount is None:
             self.raised = True
         own_seq, leader = None, self.book.leader or ""
+        if len(decision.events) > 1 and decision.events[-1].bidder == leader:
+            leader = ""  # a named bid that the leader's maximum answers in the same step outbids nobody
         for index, event in enumerate(decision.events):
             self.seq += 1
             self.events.append(

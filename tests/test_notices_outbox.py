@@ -44,3 +44,20 @@ async def test_bid_outbox_entries_name_the_previous_leader(bidder: BidderHandle)
     assert leaders == ["", "ann", "bob", "bob"]
     created = [fields for fields in mine if '"type":"created"' in fields[EVENT_FIELD]]
     assert [PREVIOUS_LEADER_FIELD in fields for fields in created] == [False]
+
+
+async def test_a_named_bid_the_leaders_maximum_answers_outbids_nobody(bidder: BidderHandle) -> None:
+    """Ann leads with a maximum of 500; Bob's named 200 is answered by Ann's maximum in the same step:
+    Bob's own event names no previous leader (Ann never lost the lead, so she hears no `outbid`), and
+    Ann's answering bid names Bob (who does). Then Cy's maximum of 900 beats Ann's: it names Ann."""
+    item_id = await _item(bidder)
+    steps = [("ann", 0, 500), ("bob", 200, None), ("cy", 0, 900)]
+    for name, amount, maximum in steps:
+        await bidder.stub.PlaceBid(
+            bidder_pb2.PlaceBidRequest(item_id=item_id, bidder=name, amount=amount, max_amount=maximum)
+        )
+    keys = item_keys(item_id, 16)
+    rows = cast("list[tuple[str, dict[str, str]]]", await bidder.redis.xrange(keys.outbox))
+    mine = [fields for _, fields in rows if f'"item_id":"{item_id}"' in fields[EVENT_FIELD]]
+    bids = [fields for fields in mine if '"type":"bid"' in fields[EVENT_FIELD]]
+    assert [fields.get(PREVIOUS_LEADER_FIELD) for fields in bids] == ["", "", "bob", "ann"], bids

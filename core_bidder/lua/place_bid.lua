@@ -20,7 +20,8 @@
 -- later bids of the batch see the moved end. Rejected bids never extend.
 --
 -- Each accepted bid's outbox entry also carries field p, the leader before it ("" for none): the relay's
--- "outbid" notice (relay/notices.py) reads it there, off the bid path. AUDIT ONLY: on the proxy path, field
+-- "outbid" notice (relay/notices.py) reads it there, off the bid path ("" too for a named bid that the
+-- leader's maximum answers in the same step: that leader never lost the lead). AUDIT ONLY: on the proxy path, field
 -- m is the maximum the event's bidder (the leader right after it) leads with, when above its amount; and
 -- a leader raising their own maximum without moving the price adds a `max_raised` entry to the outbox
 -- alone. The relay carries both to the archive, which keeps them for audit and the rebuild; neither is
@@ -187,6 +188,9 @@ local function proxy_bid(bidder, amount, top)
     local defender = leader
     if amount then
       own_amount = string.format('%d', amount)
+      -- The defender's maximum answers in this same step, so this event outbids nobody: its outbox
+      -- entry names no previous leader (no "outbid" notice to a leader who never lost the lead).
+      leader = ''
       own = emit(bidder, amount, own_amount, false, top)
     end
     settle(defender, current_top, with_reserve(math.min(current_top, top + inc_at(top)), current_top), nil)

@@ -8,7 +8,7 @@ import { mountChrome } from "./chrome.js";
 import { ServerClock, formatMoment, formatRemaining } from "./clock.js";
 import { $, h, ITEM_ID, say, setText } from "./dom.js";
 import { LiveFeed } from "./live.js";
-import { forgetMaximum, myMaximum, rememberMaximum } from "./maximum.js";
+import { myMaximum, rememberMaximum } from "./maximum.js";
 import { formatMoney, parseMoney, plainMoney } from "./money.js";
 import { currentSession, signOut } from "./session.js";
 
@@ -113,10 +113,9 @@ function applyEvent(event) {
   item.seq = event.seq;
   remember(event, Date.now());
   const me = currentSession()?.sub;
-  if (me && leaderBefore === me && item.highest_bidder !== me) {
-    page.outbid = true;
-    forgetMaximum(itemId, me); // beaten: another maximum is higher
-  }
+  // A maximum stays remembered through an outbid: a challenger's named bid comes as its own event just
+  // before the maximum's answer to it. It only shows while its owner leads below it.
+  if (me && leaderBefore === me && item.highest_bidder !== me) page.outbid = true;
   if (me && item.highest_bidder === me) page.outbid = false;
 }
 

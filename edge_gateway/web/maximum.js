@@ -21,11 +21,3 @@ export function myMaximum(itemId, bidder) {
     return null;
   }
 }
-
-export function forgetMaximum(itemId, bidder) {
-  try {
-    sessionStorage.removeItem(prefix(itemId, bidder));
-  } catch {
-    // nothing kept, nothing to forget
-  }
-}
