@@ -25,7 +25,7 @@ from auction import (
     ValidationFailed,
 )
 from auction.cli import describe_bid, describe_item
-from auction.models import BidResult, Item
+from auction.models import BidResult, Item, SoftCloseRequest
 from tests.stack_fixtures import RestStack, lua_stack
 from tests.test_sdk_lifecycle import item as sample_item
 from tests.test_sdk_rest import QUICK, DropFirstResponse
@@ -42,6 +42,23 @@ async def new_item(stack: RestStack, **kw: Any) -> Item:
             "currency": "USD", "starting_price": 1000, "min_increment": 100, "ends_at": FAR, **kw,
         }  # fmt: skip
         return await admin.create_item("Kettle", **fields)
+
+
+async def test_the_sdk_creates_items_with_a_reserve_and_a_soft_close(lua_stack: RestStack) -> None:
+    """`reserve_price` is hidden from bidders (they see `reserve_met`), `soft_close` is echoed."""
+    cap = datetime(2099, 1, 2, tzinfo=UTC)
+    rule = SoftCloseRequest(window_seconds=30, extension_seconds=60, max_ends_at=cap)
+    created = await new_item(lua_stack, reserve_price=5000, soft_close=rule)
+    assert created.reserve_price == 5000  # the admin's own answer
+    assert created.soft_close is not None
+    assert (created.soft_close.window_seconds, created.soft_close.extension_seconds) == (30, 60)
+    assert created.soft_close.max_ends_at == cap
+    async with AsyncAuctionClient(lua_stack.base_url, lua_stack.token("ann")) as ann:
+        seen = await ann.get_item(created.id)
+        assert seen.reserve_price is None
+        assert seen.reserve_met is False
+        with pytest.raises(ValidationFailed):
+            await new_item(lua_stack, reserve_price=10)  # below the starting price
 
 
 async def test_maximums_lead_and_the_positional_amount_still_works(lua_stack: RestStack) -> None:

@@ -497,3 +497,21 @@ async def test_watch_on_a_terminal_stops_at_count() -> None:
             assert await watch(fake.url, "it1", as_json=False, count=1, out=out) == 0
         assert time.monotonic() - started < 3
         assert "price    1.00 USD  by alice" in out.getvalue().rsplit(CLEAR, 1)[1]
+
+
+def test_a_proxy_bid_is_typed_as_such_and_auction_watch_marks_it() -> None:
+    """`"proxy": true` on a bid event (placed for a maximum) reaches `BidPlaced.proxy`; a plain one is
+    False; `auction watch` lists the automatic bid as such (the maximum itself is never sent)."""
+    decoder = StreamDecoder(since=1)
+    (plain,) = decoder.feed(frame(bid(2, 110, "bob")))
+    (automatic,) = decoder.feed(frame({**bid(3, 120), "proxy": True}))
+    assert isinstance(plain, BidPlaced)
+    assert isinstance(automatic, BidPlaced)
+    assert (plain.proxy, automatic.proxy) == (False, True)
+    view = WatchView("it1")
+    view.apply(Snapshot(item(), 1))
+    view.apply(plain)
+    view.apply(automatic)
+    lines = view.render(T0).splitlines()
+    assert any("alice" in line and line.endswith("(automatic, for a maximum)") for line in lines), lines
+    assert not any("bob" in line and "automatic" in line for line in lines), lines

@@ -53,7 +53,16 @@ if TYPE_CHECKING:
         Snapshot,
         watch_item,
     )
-    from auction.models import Bid, BidResult, BidsPage, IncrementStep, Item, ItemList, Status
+    from auction.models import (
+        Bid,
+        BidResult,
+        BidsPage,
+        IncrementStep,
+        Item,
+        ItemList,
+        SoftCloseRequest,
+        Status,
+    )
     from auction.notices import (
         AuctionExtended,
         Lost,
@@ -114,6 +123,7 @@ _SUBMODULE: dict[str, str] = {
     "ServerError": "auction.errors",
     "ServiceUnavailable": "auction.errors",
     "Snapshot": "auction.live",
+    "SoftCloseRequest": "auction.models",
     "Status": "auction.models",
     "TransportError": "auction.errors",
     "Unauthorized": "auction.errors",
@@ -169,6 +179,7 @@ __all__ = [
     "ServerError",
     "ServiceUnavailable",
     "Snapshot",
+    "SoftCloseRequest",
     "Status",
     "TransportError",
     "Unauthorized",

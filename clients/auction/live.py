@@ -99,6 +99,8 @@ class BidPlaced:
     placed_at: datetime
     current_price: int
     min_next_bid: int
+    # Placed by the platform for a bidder's maximum (a proxy bid); the maximum itself is never sent.
+    proxy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +213,7 @@ def _typed_event(data: Mapping[str, Any]) -> ItemEvent:
             placed_at=_time(data["placed_at"]),
             current_price=data["current_price"],
             min_next_bid=data["min_next_bid"],
+            proxy=data.get("proxy", False) is True,
         )
     if kind == "created":
         return ItemCreated(

@@ -25,6 +25,7 @@ from auction.models import (
     IncrementStepRequest,
     Item,
     ItemList,
+    SoftCloseRequest,
     Status,
 )
 from auction.retry import NO_RETRY, RetryPolicy
@@ -76,11 +77,16 @@ class AsyncAuctionClient:
         description: str = "",
         increments: Sequence[tuple[int, int]] | None = None,
         buy_now_price: int | None = None,
+        reserve_price: int | None = None,
+        soft_close: SoftCloseRequest | None = None,
     ) -> Item:
         """Admin only. Not retried: a repeated create would make a second item.
 
         `increments`: an increment ladder as (from, increment) pairs, the first from 0, `from` rising,
-        the first increment `min_increment`. `buy_now_price`: offered until the first bid."""
+        the first increment `min_increment`. `buy_now_price`: offered until the first bid.
+        `reserve_price`: hidden (admins read it); below it at the close, no sale. `soft_close`: a bid in
+        the window before the end moves the end (`SoftCloseRequest(window_seconds=..., extension_seconds=...,
+        max_ends_at=...)`)."""
         ladder = None
         if increments is not None:
             ladder = [
@@ -90,7 +96,7 @@ class AsyncAuctionClient:
         body = CreateItemRequest(
             title=title, description=description, currency=currency, starting_price=starting_price,
             min_increment=min_increment, starts_at=starts_at, ends_at=ends_at, increments=ladder,
-            buy_now_price=buy_now_price,
+            buy_now_price=buy_now_price, reserve_price=reserve_price, soft_close=soft_close,
         )  # fmt: skip
         payload = body.model_dump(mode="json", exclude_none=True, by_alias=True)
         return await self._call(Item, "POST", "/items", NO_RETRY, json=payload)

@@ -15,7 +15,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
-from auction.models import Bid, BidResult, BidsPage, Item, ItemList, Status
+from auction.models import Bid, BidResult, BidsPage, Item, ItemList, SoftCloseRequest, Status
 from auction.notices import DEFAULT_WS_URL, Notice, NoticeStream
 from auction.rest import DEFAULT_URL, AsyncAuctionClient
 from auction.retry import RetryPolicy
@@ -89,12 +89,14 @@ class AuctionClient:
         description: str = "",
         increments: Sequence[tuple[int, int]] | None = None,
         buy_now_price: int | None = None,
+        reserve_price: int | None = None,
+        soft_close: SoftCloseRequest | None = None,
     ) -> Item:
         return self._portal.call(
             self._async.create_item(
                 title, currency=currency, starting_price=starting_price, min_increment=min_increment,
                 ends_at=ends_at, starts_at=starts_at, description=description, increments=increments,
-                buy_now_price=buy_now_price,
+                buy_now_price=buy_now_price, reserve_price=reserve_price, soft_close=soft_close,
             )
         )  # fmt: skip
 

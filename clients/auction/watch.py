@@ -352,7 +352,8 @@ class WatchView:
         lines.append("  last bids:")
         for b in self.bids:
             amount = format_money(b.amount, item.currency)
-            lines.append(f"    #{b.seq:<6} {format_time(b.placed_at)}  {b.bidder:<20} {amount}")
+            automatic = "  (automatic, for a maximum)" if b.proxy else ""
+            lines.append(f"    #{b.seq:<6} {format_time(b.placed_at)}  {b.bidder:<20} {amount}{automatic}")
         return "\n".join(lines)
 
     def line(self, event: LiveEvent, now: datetime | None = None) -> str:
