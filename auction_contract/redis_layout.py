@@ -29,8 +29,9 @@ LEADER_MAX_FIELD = "m"
 # Per-bidder notices (outbid, won, lost, extended) go out on `notice_channel(bidder)` with plain PUBLISH,
 # which a Redis Cluster delivers to subscribers on every node: a bidder's channel belongs to no item.
 NOTICE_CHANNEL_PREFIX = f"{PREFIX}:notices:"
-# The bidder's replication fence (`core_bidder.replica_wait`): an empty PUBLISH nobody subscribes to, sent
-# right before each WAIT so that the WAIT covers every write that completed before it.
+# The replication fence of the bidder and the relay (`core_bidder.replica_wait`, `relay.replica_wait`): an
+# empty PUBLISH nobody subscribes to, sent right before each WAIT so that the WAIT covers every write that
+# completed before it.
 REPLICATION_FENCE_CHANNEL = f"{PREFIX}:replication-fence"
 
 

@@ -9,6 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from auction_common.service_auth import ServiceAuth
 
+# The cap of `redis_wait_timeout_ms`: two WAITs (see there) and the steps' own time under the edge's 5 s.
+MAX_WAIT_TIMEOUT_MS = 2_000
+
 
 class BidderSettings(BaseSettings, ServiceAuth):
     """Every knob of the bidder; who may call it is `ServiceAuth` (`AUCTION_SERVICE_TOKEN`, TLS)."""
@@ -41,9 +44,12 @@ class BidderSettings(BaseSettings, ServiceAuth):
     # have acknowledged it (Redis WAIT, one per batch); 0: off, the default. Single server only (see
     # `_check_cluster`); `core_bidder.replica_wait` says what an answer means then, and what a timeout does.
     redis_wait_replicas: int = Field(default=0, ge=0, le=16)
-    # How long each WAIT may take before the step is answered UNAVAILABLE (retryable). At most 4 s: under
-    # redis-py's 5 s socket timeout and the edge's 5 s deadline, so the bidder's answer is the one heard.
-    redis_wait_timeout_ms: int = Field(default=500, ge=1, le=4_000)
+    # How long each WAIT may take before the step is answered UNAVAILABLE (retryable). At most 2 s, under
+    # half the edge's 5 s gRPC deadline (`EDGE_GRPC_TIMEOUT_SECONDS`): with keyed group commit a bid can
+    # queue behind its item's batch in flight, so its answer may take two WAITs (that batch's and its own;
+    # more only with over `max_batch` bids of one item queued ahead), and the caller must hear the
+    # bidder's UNAVAILABLE, retryable with its key, not a DEADLINE_EXCEEDED whose outcome it cannot know.
+    redis_wait_timeout_ms: int = Field(default=500, ge=1, le=MAX_WAIT_TIMEOUT_MS)
     health_interval_seconds: float = Field(default=1.0, gt=0)
     shutdown_grace_seconds: float = Field(default=5.0, ge=0)
     metrics_port: int = Field(default=0, ge=0, le=65535)  # 0: no metrics listener

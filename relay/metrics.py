@@ -34,3 +34,9 @@ NATS_CONNECTED = Gauge("relay_nats_connected", "1 while connected to NATS")
 NOTICES_SENT = Counter(
     "relay_notices_sent_total", "Per-bidder notices published (outbid, won, lost, extended; repeats included)"
 )
+REDIS_WAITS = Counter(
+    "relay_redis_waits_total",
+    "Fenced WAITs before publishing a round (RELAY_REDIS_WAIT_REPLICAS), by outcome: acknowledged, "
+    "behind (the round is not published, and retried), failed",
+    ["outcome"],
+)

@@ -8,6 +8,9 @@ Redis and the bid path never notices.
 
 Between the acks and the removal, the round's stored events become per-bidder notices (`relay.notices`):
 a failure there leaves the round pending like a failed removal, so notices are at-least-once.
+
+With `RELAY_REDIS_WAIT_REPLICAS`, a round is published only once the replicas hold it (`relay.replica_wait`
+says why); a round they do not hold in time is left pending, unpublished, like a failed publish.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from relay.notices import NoticeSender
     from relay.outbox import Outbox
     from relay.publisher import BatchPublisher
+    from relay.replica_wait import ReplicaWait
     from relay.settings import RelaySettings
 
 log = structlog.get_logger(__name__)
@@ -59,11 +63,13 @@ class OutboxPump:
         outbox: Outbox,
         publisher: BatchPublisher,
         notices: NoticeSender | None = None,
+        replica_wait: ReplicaWait | None = None,
     ) -> None:
         self._settings = settings
         self._outbox = outbox
         self._publisher = publisher
         self._notices = notices
+        self._replica_wait = replica_wait
         # Per partition: ">" (new entries) or where to continue reading this consumer's pending ones.
         self._cursors: dict[int, str] = dict.fromkeys(range(outbox.partitions), OWN_PENDING)
         self._backoff = Backoff(settings.poll_interval_seconds, settings.retry_max_seconds)
@@ -102,6 +108,8 @@ class OutboxPump:
                 return self._backoff.next()
             if not any(entries.values()):
                 return 0.0
+        if self._replica_wait is not None and not await self._replicas_hold(self._replica_wait, entries):
+            return self._backoff.next()
         started = time.perf_counter()
         failed = await self._relay(entries)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -114,6 +122,23 @@ class OutboxPump:
         """Block until the next claim is due (it must not wait on new entries), at most the setting."""
         until_claim = self._next_claim - time.monotonic()
         return max(0.001, min(self._settings.idle_block_seconds, until_claim))
+
+    async def _replicas_hold(self, wait: ReplicaWait, entries: dict[int, list[Entry]]) -> bool:
+        """Whether the replicas hold every entry of the round just read (a fenced WAIT, sent after the
+        read); if not, none of it is published: the round stays pending for the next try."""
+        try:
+            acknowledged = await wait.acknowledged()
+        except RedisError as exc:
+            log.warning("outbox_unavailable", error=repr(exc))
+        else:
+            if acknowledged >= wait.replicas:
+                return True
+            log.warning(
+                "replicas_behind", wanted=wait.replicas, acknowledged=acknowledged,
+                timeout_ms=wait.timeout_ms, entries=sum(map(len, entries.values())),
+            )  # fmt: skip
+        self._retry_pending(entries)
+        return False
 
     async def _relay(self, entries: dict[int, list[Entry]]) -> bool:
         """Publish one round and remove what JetStream stored; True if anything failed."""

@@ -20,6 +20,7 @@ from relay.ops_http import OpsServer
 from relay.outbox import DEAD_LETTER_PATTERN, Outbox
 from relay.publisher import BatchPublisher, ensure_stream
 from relay.pump import OutboxPump
+from relay.replica_wait import ReplicaWait
 from relay.settings import RelaySettings
 
 log = structlog.get_logger(__name__)
@@ -61,7 +62,8 @@ class RelayService:
         self._publisher = BatchPublisher(nc, settings.stream, settings.ack_timeout_seconds)
         await self._publisher.start()
         notices = NoticeSender(self.redis) if settings.notices else None
-        pump = OutboxPump(settings, self.outbox, self._publisher, notices)
+        wait = ReplicaWait.of(settings, self.redis)
+        pump = OutboxPump(settings, self.outbox, self._publisher, notices, wait)
         self._pump_task = asyncio.create_task(pump.run(self._stop), name="outbox-pump")
         log.info(
             "relay_started",

@@ -69,6 +69,12 @@ class RelaySettings(BaseSettings):
     notices: bool = True
     # After an item's close its bidder set is kept this long (a redelivered close still finds it).
     notice_bidders_ttl_seconds: float = Field(default=86_400.0, gt=0)
+    # Publish a round of outbox entries only once this many Redis replicas hold them (a fenced WAIT per
+    # round, `relay.replica_wait` says why); 0: off, the default. Set it with the bidder's
+    # BIDDER_REDIS_WAIT_REPLICAS. Single server only, like the bidder's (see `_check_wait`).
+    redis_wait_replicas: int = Field(default=0, ge=0, le=16)
+    # How long one WAIT may take; a round still behind then is published later. Under the 5 s socket timeout.
+    redis_wait_timeout_ms: int = Field(default=500, ge=1, le=4_000)
     host: str = "127.0.0.1"
     # /healthz, /readyz and /metrics; 0 picks a free port.
     port: int = Field(default=8090, ge=0, le=65535)
@@ -88,4 +94,15 @@ class RelaySettings(BaseSettings):
             )
         if self.claim_idle_seconds <= self.ack_timeout_seconds:
             raise ValueError("claim_idle_seconds must exceed ack_timeout_seconds, or live relays steal work")
+        return self
+
+    @model_validator(mode="after")
+    def _check_wait(self) -> Self:
+        """Refuse WAIT on a cluster: the fence (a PUBLISH) is not replicated in cluster mode, and each
+        partition lives on its own node, so one WAIT would prove nothing about the round."""
+        if self.redis_cluster and self.redis_wait_replicas:
+            raise ValueError(
+                "RELAY_REDIS_WAIT_REPLICAS is not supported with RELAY_REDIS_CLUSTER=true: use a single "
+                "primary with replicas, or RELAY_REDIS_WAIT_REPLICAS=0"
+            )
         return self

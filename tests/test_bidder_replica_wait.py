@@ -2,9 +2,11 @@
 
 A primary and a replica of this module's own (the tests stop the replica), a bidder in this process
 waiting for one replica. What is checked is what the option promises: at the moment any answer arrives
-(accepted, refused, replayed, created, bought), the replica already holds the state it rests on, read
-right after the answer with no sleep; with the replica stopped every step is answered UNAVAILABLE and
-changes nothing twice, and the retry with the same key once the replica is back gets the same bid.
+(accepted, refused, replayed, created, bought), the replica has acknowledged the state it rests on (the
+primary's record of the replica's offset is past the primary's offset before the call: local replication
+is too fast for a read of the replica to tell), and a call made while the replica is paused is answered
+only once it resumes; with the replica stopped every step is answered UNAVAILABLE and changes nothing
+twice, and the retry with the same key once the replica is back gets the same bid.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from auction_contract.redis_layout import ItemField, ItemKeys, item_keys
 from core_bidder.errors import ReplicasBehind
 from core_bidder.replica_wait import ReplicaWait
 from core_bidder.server import BidderServer
-from core_bidder.settings import BidderSettings
+from core_bidder.settings import MAX_WAIT_TIMEOUT_MS, BidderSettings
 from devstack.servers import RedisReplica, RedisServer
+from edge_gateway.settings import EdgeSettings
 from tests.conftest import running_server, scaled
 
-WAIT_MS = min(4000, int(scaled(0.3) * 1000))
+WAIT_MS = min(MAX_WAIT_TIMEOUT_MS, int(scaled(0.3) * 1000))
 PARTITIONS = 16
 
 
@@ -127,6 +130,17 @@ def _code(answer: object) -> grpc.StatusCode | None:
     return answer.code() if isinstance(answer, grpc.aio.AioRpcError) else None
 
 
+async def _offset(primary: Redis) -> int:
+    """The primary's replication offset: past every write it has completed."""
+    return int((await primary.info("replication"))["master_repl_offset"])
+
+
+async def _replica_acknowledged(primary: Redis) -> int:
+    """The replica's offset as the primary last heard it acknowledge (a WAIT asks for it; otherwise the
+    replica tells once a second)."""
+    return int((await primary.info("replication"))["slave0"]["offset"])
+
+
 def _behind_waits() -> float:
     return REGISTRY.get_sample_value("bidder_redis_waits_total", {"outcome": "behind"}) or 0.0
 
@@ -142,36 +156,46 @@ async def _place(
 
 
 async def test_every_answer_rests_on_state_the_replica_already_holds(bidder: Bidder) -> None:
-    """Concurrent bidders, unary and batched, with and without keys: right after each acceptance the
-    replica has the bid's event and the item at least at its seq; right after each too-low refusal (no
-    key: nothing written by it) the replica has the price that refused it."""
+    """Concurrent bidders, unary and batched, with and without keys: when each answer arrives the replica
+    has acknowledged an offset past the primary's before the call (so every write the answer rests on,
+    the refusals' too: they wrote nothing, the bids that refused them did); and it has the bid's event,
+    the item at least at its seq, the price that refused a too-low bid."""
     item_id = await _create(bidder)
     keys = _keys(item_id)
-    replica = bidder.servers.on_replica
+    primary, replica = bidder.servers.on_primary, bidder.servers.on_replica
     assert await replica.hget(keys.item, ItemField.SEQ.value) == "1"  # the create waited too
     accepted: list[int] = []
     refused = 0
 
-    async def check_accepted(seq: int) -> None:
+    async def check_acknowledged(before: int) -> None:
+        acknowledged = await _replica_acknowledged(primary)
+        assert acknowledged > before, (
+            f"answered with the replica at {acknowledged}, the primary was at {before}"
+        )
+
+    async def check_accepted(seq: int, before: int) -> None:
+        await check_acknowledged(before)
         assert await replica.xrange(keys.events, f"{seq}-0", f"{seq}-0"), f"bid seq {seq} not on the replica"
         assert int(await replica.hget(keys.item, ItemField.SEQ.value) or 0) >= seq
         accepted.append(seq)
 
-    async def check_refused(min_next_bid: int) -> None:
+    async def check_refused(min_next_bid: int, before: int) -> None:
         nonlocal refused
+        await check_acknowledged(before)
         assert int(await replica.hget(keys.item, ItemField.PRICE.value) or 0) + 10 >= min_next_bid
         refused += 1
 
     async def unary(name: str) -> None:
         amount = 100
         for n in range(12):
+            before = await _offset(primary)
             answer = await _place(bidder, item_id, name, amount, key=f"{name}-{n}" if n % 2 else "")
             if isinstance(answer, grpc.aio.AioRpcError):
                 assert answer.code() is grpc.StatusCode.FAILED_PRECONDITION, answer
                 amount = _min_next_bid(answer)
-                await check_refused(amount)
+                await check_refused(amount, before)
             else:
-                await check_accepted(answer.seq)
+                await check_accepted(answer.seq, before)
                 amount = answer.item.min_next_bid
 
     async def batched(name: str) -> None:
@@ -183,24 +207,71 @@ async def test_every_answer_rests_on_state_the_replica_already_holds(bidder: Bid
                 )
                 for i in range(3)
             ]
+            before = await _offset(primary)
             reply = await bidder.stub.PlaceBids(bidder_pb2.PlaceBidsRequest(bids=bids))
             for outcome in reply.outcomes:
                 if outcome.HasField("accepted"):
-                    await check_accepted(outcome.accepted.seq)
+                    await check_accepted(outcome.accepted.seq, before)
                     amount = max(amount, outcome.accepted.item.min_next_bid)
                 else:
                     assert outcome.rejected.code == grpc.StatusCode.FAILED_PRECONDITION.value[0], (n, outcome)
                     info = error_details_pb2.ErrorInfo()
                     outcome.rejected.details[0].Unpack(info)
                     amount = max(amount, int(info.metadata["min_next_bid"]))
-                    await check_refused(amount)
+                    await check_refused(amount, before)
 
     await asyncio.gather(*(unary(f"u{i}") for i in range(6)), *(batched(f"p{i}") for i in range(2)))
     assert len(accepted) == len(set(accepted)) > 10
     assert refused > 0
-    on_primary = await bidder.servers.on_primary.hgetall(keys.item)
+    on_primary = await primary.hgetall(keys.item)
     assert await replica.hgetall(keys.item) == on_primary
     assert int(on_primary[ItemField.BID_COUNT.value]) == len(accepted)
+
+
+async def test_an_answer_is_held_back_while_the_replica_is_paused(bidder: Bidder) -> None:
+    """A bid sent while the replica is SIGSTOPped (connected, answering nothing) is not answered until
+    it resumes; then it is accepted with the replica holding it, or, had the timeout passed first,
+    UNAVAILABLE and its retry with the same key gets the same bid."""
+    item_id = await _create(bidder)
+    servers = bidder.servers
+    servers.replica.pause()
+    try:
+        answer = asyncio.create_task(_place(bidder, item_id, "ann", 100, key="held-1"))
+        await asyncio.sleep(WAIT_MS / 3000)
+        assert not answer.done(), f"answered while the replica could not have the bid: {answer.result()}"
+    finally:
+        servers.replica.resume()
+    placed = await answer
+    if _code(placed) is grpc.StatusCode.UNAVAILABLE:
+        placed = await _place(bidder, item_id, "ann", 100, key="held-1")
+    assert isinstance(placed, bidder_pb2.PlaceBidResponse), placed
+    assert placed.seq == 2
+    assert await servers.on_replica.xrange(_keys(item_id).events, "2-0", "2-0")
+
+
+async def test_a_bid_queued_behind_its_items_batch_waits_twice_within_the_edges_deadline(
+    bidder: Bidder,
+) -> None:
+    """Why the timeout is capped (`MAX_WAIT_TIMEOUT_MS`): with the replica paused, a bid that arrives
+    while its item's batch is in flight is answered after that batch's WAIT and its own, so UNAVAILABLE
+    comes after up to two timeouts; two of the largest allowed still fit in the edge's default deadline,
+    with a second to spare for the steps themselves."""
+    item_id = await _create(bidder)
+    servers = bidder.servers
+    servers.replica.pause()
+    try:
+        first = asyncio.create_task(_place(bidder, item_id, "ann", 100, key="queued-1"))
+        await asyncio.sleep(WAIT_MS / 3000)  # the first batch is in its WAIT now
+        started = time.perf_counter()
+        second = await _place(bidder, item_id, "bob", 110, key="queued-2")
+        waited = time.perf_counter() - started
+        assert _code(await first) is grpc.StatusCode.UNAVAILABLE
+        assert _code(second) is grpc.StatusCode.UNAVAILABLE, second
+    finally:
+        servers.replica.resume()
+    assert waited > 1.4 * WAIT_MS / 1000, f"answered after {waited:.3f} s: not behind the first batch"
+    edge_deadline_ms = EdgeSettings.model_fields["grpc_timeout_seconds"].default * 1000
+    assert edge_deadline_ms >= 2 * MAX_WAIT_TIMEOUT_MS + 1000
 
 
 async def test_with_the_replica_stopped_steps_are_unavailable_and_retries_get_the_same_bid(
@@ -349,13 +420,14 @@ async def test_without_the_option_the_bidder_sends_no_wait(servers: Servers) -> 
 
 
 def test_wait_is_refused_on_a_cluster_and_bounded() -> None:
-    """Cluster mode refuses the option at startup, saying why; the timeout stays under redis-py's socket
-    timeout; 0 replicas (the default) is off."""
+    """Cluster mode refuses the option at startup, saying why; the timeout stays under half the edge's
+    deadline (see the test above); 0 replicas (the default) is off."""
     with pytest.raises(
         ValueError, match="BIDDER_REDIS_WAIT_REPLICAS is not supported with BIDDER_REDIS_CLUSTER"
     ):
         BidderSettings(redis_cluster=True, redis_wait_replicas=1)
-    with pytest.raises(ValueError, match="less than or equal to 4000"):
-        BidderSettings(redis_wait_timeout_ms=5000)
+    with pytest.raises(ValueError, match="less than or equal to 2000"):
+        BidderSettings(redis_wait_timeout_ms=2001)
+    assert BidderSettings(redis_wait_timeout_ms=2000).redis_wait_timeout_ms == MAX_WAIT_TIMEOUT_MS
     assert ReplicaWait.of(BidderSettings()) is None
     assert BidderSettings(redis_cluster=True).redis_wait_replicas == 0

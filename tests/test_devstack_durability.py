@@ -14,7 +14,7 @@ import redis.asyncio as redis_asyncio
 from redis.asyncio import BlockingConnectionPool
 
 from devstack.servers import RedisReplica, RedisServer
-from devstack.stack import Stack, UpOptions, _bidder
+from devstack.stack import Stack, UpOptions, _bidder, _relay
 from devstack.summary import READY_MARKER
 from tests.conftest import running_server, scaled
 from tests.test_devstack import _cmdline, _descendants, _devstack_up
@@ -67,14 +67,17 @@ async def test_a_replica_is_in_sync_when_started_and_resyncs_after_a_restart() -
                 assert await reader.get("meanwhile") == "2"
 
 
-def test_the_bidder_waits_for_one_replica_exactly_when_the_stack_runs_one(tmp_path: Path) -> None:
-    """`up --redis-replica` builds a bidder with BIDDER_REDIS_WAIT_REPLICAS=1; without it, none is set."""
+def test_the_bidder_and_relay_wait_for_one_replica_exactly_when_the_stack_runs_one(tmp_path: Path) -> None:
+    """`up --redis-replica` builds a bidder with BIDDER_REDIS_WAIT_REPLICAS=1 and a relay with
+    RELAY_REDIS_WAIT_REPLICAS=1 (it publishes only what the replica holds); without it, neither is set."""
     with_replica = Stack(UpOptions(state_dir=tmp_path / "a", redis_replica=True))
     without = Stack(UpOptions(state_dir=tmp_path / "b"))
     assert with_replica.ctx.redis_replica is not None
     assert [s.name for s in with_replica.ctx.servers] == ["redis", "redis-replica", "nats", "postgres"]
     assert _bidder(with_replica.ctx).extra_env["BIDDER_REDIS_WAIT_REPLICAS"] == "1"
     assert "BIDDER_REDIS_WAIT_REPLICAS" not in _bidder(without.ctx).extra_env
+    assert _relay(with_replica.ctx).extra_env["RELAY_REDIS_WAIT_REPLICAS"] == "1"
+    assert "RELAY_REDIS_WAIT_REPLICAS" not in _relay(without.ctx).extra_env
     assert [s.name for s in without.ctx.servers] == ["redis", "nats", "postgres"]
 
 

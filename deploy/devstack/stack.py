@@ -77,7 +77,8 @@ class UpOptions:
     servers_only: bool = False
     # Redis's AOF fsync policy: `everysec` (the default) or `always` (fsync before every reply).
     redis_fsync: Fsync = "everysec"
-    # A second Redis replicating the first; the bidder then waits for it (BIDDER_REDIS_WAIT_REPLICAS=1).
+    # A second Redis replicating the first; the bidder and the relay then wait for it
+    # (BIDDER_REDIS_WAIT_REPLICAS=1, RELAY_REDIS_WAIT_REPLICAS=1).
     redis_replica: bool = False
 
 
@@ -152,10 +153,13 @@ def _bidder(ctx: StackContext) -> ServiceProcess:
 
 
 def _relay(ctx: StackContext) -> ServiceProcess:
+    # With a replica, a round of outbox entries is published only once the replica holds it
+    # (`relay.replica_wait`): JetStream never gets a step a failover could lose.
+    wait = {} if ctx.redis_replica is None else {"RELAY_REDIS_WAIT_REPLICAS": "1"}
     # A fixed consumer name: a restarted relay resumes its own pending outbox entries at once.
     return relay_process(
         ctx.redis.url, ctx.nats.url, free_port(), partitions=ctx.options.partitions, consumer="relay-1",
-        sink=ctx.sink, log_path=ctx.log_path("relay"),
+        sink=ctx.sink, log_path=ctx.log_path("relay"), extra_env=wait,
     )  # fmt: skip
 
 
