@@ -3,7 +3,9 @@
 A durable pull consumer takes the events in batches; a batch is written in one transaction whose inserts
 skip rows whose event id is already stored (`ON CONFLICT DO NOTHING`), and acknowledged only after the
 commit. So a crash before the ack redelivers events that are then skipped, and a crash before the commit
-redelivers events that were never stored: in effect each event is stored exactly once.
+redelivers events that were never stored: in effect each event is stored exactly once. A second durable
+consumer does the same for `AUCTION_AUDIT`, the hidden maximums' audit records (never public), into
+`maximum_audit`.
 
 Errors (`archiver.errors`; `history_service` maps them to gRPC statuses in one place)::
 

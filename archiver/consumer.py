@@ -1,5 +1,9 @@
 """The archiver's ingest loop: fetch a batch, commit it in one transaction, then ack it.
 
+One loop per stream (`Source`): the events (`AUCTION`) and the hidden maximums' audit records
+(`AUCTION_AUDIT`, never public), each with its own durable consumer and writer connection, so neither
+waits for the other.
+
 The order is the whole guarantee. Commit before ack: a crash in between redelivers events that are then
 skipped as already archived. Nothing is acked unless its transaction committed: with PostgreSQL down or
 frozen the batch stays in hand and is retried with growing pauses, its acks deadlines extended so
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import nats.errors
@@ -19,12 +24,15 @@ import structlog
 from nats.js import api
 
 from archiver import metrics
+from archiver.audit import audit_rows_of
 from archiver.errors import ArchiveUnavailable
 from archiver.events import DeadLetter, Incoming, Rows, rows_of
 from archiver.pull import Delivery, PullConsumer
 from archiver.writer import PoisonRows, Written
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from nats.aio.client import Client as NatsClient
 
     from archiver.settings import ArchiverSettings
@@ -34,38 +42,69 @@ log = structlog.get_logger(__name__)
 IDLE_PAUSE_SECONDS = 0.1
 
 
-def consumer_config(settings: ArchiverSettings) -> api.ConsumerConfig:
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One stream the archiver consumes: its durable consumer and how its messages become rows."""
+
+    stream: str
+    durable: str
+    filter_subject: str
+    description: str
+    rows_of: Callable[[list[Incoming]], Rows]
+
+
+def event_source(settings: ArchiverSettings) -> Source:
+    description = "The archiver: every event into PostgreSQL"
+    return Source(settings.stream, settings.durable, settings.filter_subject, description, rows_of)
+
+
+def audit_source(settings: ArchiverSettings) -> Source:
+    description = "The archiver: every audit record (hidden maximums, NOT PUBLIC) into PostgreSQL"
+    return Source(
+        settings.audit_stream,
+        settings.audit_durable,
+        settings.audit_filter_subject,
+        description,
+        audit_rows_of,
+    )
+
+
+def consumer_config(settings: ArchiverSettings, source: Source | None = None) -> api.ConsumerConfig:
+    source = source or event_source(settings)
     return api.ConsumerConfig(
-        durable_name=settings.durable,
-        description="The archiver: every event into PostgreSQL",
+        durable_name=source.durable,
+        description=source.description,
         deliver_policy=api.DeliverPolicy.ALL,
         ack_policy=api.AckPolicy.EXPLICIT,
         ack_wait=settings.ack_wait_seconds,
-        max_deliver=-1,  # never give up on an event: giving up would lose it
+        max_deliver=-1,  # never give up on a message: giving up would lose it
         max_ack_pending=settings.max_ack_pending,
-        filter_subject=settings.filter_subject,
+        filter_subject=source.filter_subject,
     )
 
 
 class EventConsumer:
-    def __init__(self, settings: ArchiverSettings, nc: NatsClient, writer: ArchiveWriter) -> None:
+    def __init__(
+        self, settings: ArchiverSettings, nc: NatsClient, writer: ArchiveWriter, source: Source | None = None
+    ) -> None:
         self._settings = settings
+        self._source = source or event_source(settings)
         self._js = nc.jetstream()
-        self._pull = PullConsumer(nc, settings.stream, settings.durable)
+        self._pull = PullConsumer(nc, self._source.stream, self._source.durable)
         self._writer = writer
 
     async def subscribe(self, stop: asyncio.Event) -> bool:
         """Create or update the durable consumer and listen for its deliveries; waits for the stream."""
-        settings = self._settings
+        settings, source = self._settings, self._source
         delay = settings.retry_initial_seconds
         while not stop.is_set():
             try:
-                await self._js.add_consumer(settings.stream, consumer_config(settings))
+                await self._js.add_consumer(source.stream, consumer_config(settings, source))
                 await self._pull.start()
-                log.info("consumer_bound", stream=settings.stream, durable=settings.durable)
+                log.info("consumer_bound", stream=source.stream, durable=source.durable)
                 return True
             except nats.js.errors.NotFoundError:
-                log.info("waiting_for_stream", stream=settings.stream, retry_in=delay)  # the relay makes it
+                log.info("waiting_for_stream", stream=source.stream, retry_in=delay)  # the relay makes it
             except (nats.errors.Error, OSError) as exc:
                 log.warning("consumer_not_ready", error=repr(exc), retry_in=delay)
             await _pause(stop, delay)
@@ -86,7 +125,7 @@ class EventConsumer:
                 delay = min(delay * 2, settings.retry_max_seconds)
                 continue
             delay = settings.retry_initial_seconds
-            metrics.BACKLOG.set(deliveries[-1].pending if deliveries else 0)
+            metrics.BACKLOG.labels(self._source.stream).set(deliveries[-1].pending if deliveries else 0)
             if deliveries:
                 await self._archive(deliveries, stop)
             elif time.monotonic() - asked < IDLE_PAUSE_SECONDS:
@@ -112,7 +151,7 @@ class EventConsumer:
     ) -> Written | None:
         """Commit the batch, retrying until it works; None if `stop` came and the grace ran out."""
         settings = self._settings
-        rows = rows_of(incoming)
+        rows = self._source.rows_of(incoming)
         delay = settings.retry_initial_seconds
         held_since = time.monotonic()
         give_up_at: float | None = None
@@ -146,7 +185,7 @@ class EventConsumer:
         # One message at a time, so only the refused ones end up as dead letters.
         totals = Written()
         for message in incoming:
-            single = rows_of([message])
+            single = self._source.rows_of([message])
             try:
                 written = await self._writer.write(single)
             except PoisonRows as exc:
@@ -161,7 +200,7 @@ class EventConsumer:
         metrics.ARCHIVED.labels("extensions").inc(written.extensions)
         metrics.ARCHIVED.labels("auction_results").inc(written.results)
         metrics.ARCHIVED.labels("other_events").inc(written.others)
-        metrics.ARCHIVED.labels("max_raises").inc(written.raises)
+        metrics.ARCHIVED.labels("maximum_audit").inc(written.audits)
         metrics.DEAD_LETTERS.inc(written.dead)
         attempted = len(rows) - len(rows.dead)
         metrics.DUPLICATES.inc(max(attempted - written.events, 0))

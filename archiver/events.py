@@ -1,11 +1,11 @@
 """Events to rows, without I/O: what the archive stores for each kind of event.
 
 - ItemCreated -> `items` (with its soft close rule, hidden reserve, increment ladder and buy-now price);
-  BidAccepted -> `bids` (with the bid's currency, or the item's when the event has none, its proxy flag
-  and, AUDIT ONLY, the leader's maximum); AuctionExtended -> `extensions` (and the item's effective
-  `ends_at` moves); AuctionClosed -> `auction_results`, the item's one result row; MaximumRaised (AUDIT
-  ONLY) -> `max_raises`; any later kind -> `other_events`, whole, so nothing is dropped before the archive
-  learns to project it. The audit columns are never read by a public call (`archiver/history.py`).
+  BidAccepted -> `bids` (with the bid's currency, or the item's when the event has none, and its proxy
+  flag); AuctionExtended -> `extensions` (and the item's effective `ends_at` moves); AuctionClosed ->
+  `auction_results`, the item's one result row; any later kind -> `other_events`, whole, so nothing is
+  dropped before the archive learns to project it. No event holds a maximum: those come as audit
+  records from their own stream (`archiver/audit.py`) into `maximum_audit`, which no public call reads.
 - A message that is not a valid event -> `dead_letters` with its raw bytes, so it is acked (it could
   never succeed) without being lost.
 
@@ -67,19 +67,17 @@ class BidRow(NamedTuple):
     min_next_bid: int
     placed_at: datetime
     proxy: bool = False
-    # AUDIT ONLY, never public: the maximum the bidder led with after this bid, when above the amount.
-    leader_max: int | None = None
 
 
-class RaiseRow(NamedTuple):
-    """AUDIT ONLY, never public: the leader raised their own maximum after the item's event `seq`."""
+class AuditRow(NamedTuple):
+    """AUDIT ONLY, never public: `bidder`'s maximum after the item's event `seq` (`kind` bid or raise)."""
 
-    event_id: str
     item_id: str
     seq: int
+    kind: str
     bidder: str
     max_amount: int
-    raised_at: datetime
+    at: datetime
 
 
 class ExtensionRow(NamedTuple):
@@ -124,13 +122,13 @@ class Rows:
     extensions: list[ExtensionRow] = field(default_factory=list)
     results: list[ResultRow] = field(default_factory=list)
     others: list[OtherRow] = field(default_factory=list)
-    raises: list[RaiseRow] = field(default_factory=list)
+    audits: list[AuditRow] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     # Event ids seen in this batch (repeats dropped).
     seen: set[str] = field(default_factory=set)
 
     def __len__(self) -> int:
-        tables = (self.items, self.bids, self.extensions, self.results, self.others, self.raises, self.dead)
+        tables = (self.items, self.bids, self.extensions, self.results, self.others, self.audits, self.dead)
         return sum(len(rows) for rows in tables)
 
 
@@ -176,22 +174,6 @@ def _project(rows: Rows, event: events_pb2.Event, kind: str | None, data: bytes)
                 min_next_bid=bid.min_next_bid,
                 placed_at=utc(event.occurred_at),
                 proxy=bid.proxy,
-                # An audit value that cannot be right is dropped: it never holds the bid back.
-                leader_max=bid.leader_max
-                if bid.HasField("leader_max") and bid.leader_max > bid.amount
-                else None,
-            )
-        )
-    elif kind == "maximum_raised":
-        raised = event.maximum_raised
-        rows.raises.append(
-            RaiseRow(
-                event.event_id,
-                event.item_id,
-                event.seq,
-                raised.bidder,
-                raised.max_amount,
-                utc(event.occurred_at),
             )
         )
     elif kind == "item_created":
@@ -265,10 +247,6 @@ def _problem(event: events_pb2.Event, kind: str | None) -> str | None:
     if kind == "bid_accepted":
         bid = event.bid_accepted
         texts += [bid.bid_id, bid.bidder, bid.currency]
-    elif kind == "maximum_raised":
-        if not event.HasField("occurred_at") or event.maximum_raised.max_amount < 1:
-            return "maximum_raised without its time or maximum"
-        texts.append(event.maximum_raised.bidder)
     elif kind == "item_created":
         item = event.item_created.item
         if item.id not in ("", event.item_id):

@@ -21,6 +21,8 @@ BATCH_SIZE = Histogram(
     "archiver_batch_messages", "Messages per batch", buckets=(1, 4, 16, 64, 256, 1024, 4096)
 )
 BACKLOG = Gauge(
-    "archiver_backlog_messages", "Messages waiting in the stream for the archiver (as of its last fetch)"
+    "archiver_backlog_messages",
+    "Messages waiting in the stream for the archiver (as of its last fetch), by stream",
+    ["stream"],
 )
 HISTORY_REQUESTS = Counter("archiver_history_requests_total", "ListBids calls, by gRPC code", ["code"])

@@ -9,7 +9,8 @@ stream in one atomic step: the bidder stays the only writer of auction state. Bi
 the next seq; a closed item stays closed with its result. It is careful about three things:
 
 - The archive must have caught up: events still in JetStream would later collide with the seqs of new
-  bids. So it refuses while the archiver's consumer has anything pending (unless --skip-backlog-check).
+  bids, and an audit record not stored yet would leave the leader without their maximum. So it refuses
+  while either of the archiver's consumers has anything pending (unless --skip-backlog-check).
 - An item that still exists in Redis is left alone (unless --force): Redis may be ahead of the archive.
 - A surviving history stream newer than the archive is never overwritten: Redis is ahead there too.
 
@@ -47,10 +48,12 @@ _ITEM = """SELECT item_id, title, description, currency, starting_price, min_inc
                   soft_extension_seconds, soft_max_ends_at, reserve_price, increments::text,
                   buy_now_price FROM items WHERE item_id = $1"""
 _COUNT = "SELECT count(*) FROM bids WHERE item_id = $1"
-_RECENT = """SELECT seq, bidder, amount, placed_at, min_next_bid, proxy, leader_max FROM bids
+_RECENT = """SELECT seq, bidder, amount, placed_at, min_next_bid, proxy FROM bids
              WHERE item_id = $1 ORDER BY seq DESC LIMIT $2"""
-# AUDIT records (never public): the leader's raises of their own maximum since their newest bid.
-_RAISED = """SELECT max(max_amount) FROM max_raises WHERE item_id = $1 AND seq >= $2 AND bidder = $3"""
+# AUDIT records (never public): the maximum the leader's newest bid (seq $2) left them, and their raises of
+# it at that seq or after (a raise makes no event, so it names the newest event's seq).
+_LEADER_MAX = """SELECT max(max_amount) FROM maximum_audit WHERE item_id = $1 AND bidder = $3
+                 AND (seq = $2 OR (seq > $2 AND kind = 'raise'))"""
 _RECENT_EXTENSIONS = """SELECT seq, ends_at, previous_ends_at FROM extensions WHERE item_id = $1
                         ORDER BY seq DESC LIMIT $2"""
 _RESULT = """SELECT seq, outcome, winner, final_price, bid_count, closed_at FROM auction_results
@@ -71,13 +74,19 @@ class Outcome:
 
 
 async def archive_backlog(settings: ArchiverSettings) -> int:
-    """Events the archiver has not committed and acked yet (pending plus in flight)."""
+    """Events and audit records the archiver has not committed and acked yet (pending plus in flight)."""
     nc = await nats.connect(
         servers=nats_servers(settings.nats_url), connect_timeout=2, max_reconnect_attempts=0
     )
     try:
-        info = await nc.jetstream().consumer_info(settings.stream, settings.durable)
-        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        backlog = 0
+        for stream, durable in (
+            (settings.stream, settings.durable),
+            (settings.audit_stream, settings.audit_durable),
+        ):
+            info = await nc.jetstream().consumer_info(stream, durable)
+            backlog += int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        return backlog
     finally:
         await nc.close()
 
@@ -153,8 +162,7 @@ async def read_item(conn: Any, item_id: str, keep: int) -> restore_pb2.RestoreIt
 async def _leader_max(conn: Any, item_id: str, newest: Any) -> int | None:
     """The leader's hidden maximum from the audit records, when above the price: the one their newest
     bid left (its bidder is the leader, the price its amount), or a later raise of their own."""
-    found = [newest["leader_max"], await conn.fetchval(_RAISED, item_id, newest["seq"], newest["bidder"])]
-    top = max((value for value in found if value is not None), default=None)
+    top = await conn.fetchval(_LEADER_MAX, item_id, newest["seq"], newest["bidder"])
     return top if top is not None and top > newest["amount"] else None
 
 

@@ -1,7 +1,8 @@
 """Wires the archiver: migrations, the history gRPC server (health follows PostgreSQL), the ingest loop.
 
 Start order: the schema first (retrying while PostgreSQL is away; a changed migration stops the start),
-then the gRPC server, then NATS in the background, so history is served even while NATS is down.
+then the gRPC server, then NATS in the background, so history is served even while NATS is down; there
+two ingest loops run side by side, the events and the audit records (each with its own writer).
 Stop order: stop fetching and finish the batch in hand (commit, then ack), drain NATS, stop gRPC with a
 grace period, close the database connections.
 """
@@ -16,7 +17,7 @@ import structlog
 from nats.aio.client import Client as NatsClient
 
 from archiver import migrations
-from archiver.consumer import EventConsumer
+from archiver.consumer import EventConsumer, audit_source, event_source
 from archiver.history import HistoryReader
 from archiver.history_service import HistoryServicer
 from archiver.settings import ArchiverSettings
@@ -41,6 +42,10 @@ class ArchiverServer:
             settings.connect_timeout_seconds,
         )
         self.writer = ArchiveWriter(
+            settings.postgres_dsn, settings.statement_timeout_seconds, settings.connect_timeout_seconds
+        )
+        # The audit loop's own connection: one asyncpg connection runs one transaction at a time.
+        self.audit_writer = ArchiveWriter(
             settings.postgres_dsn, settings.statement_timeout_seconds, settings.connect_timeout_seconds
         )
         self.server = platform_server()
@@ -88,6 +93,7 @@ class ArchiverServer:
         await self._follower.stop()
         await self.server.stop(self.settings.shutdown_grace_seconds)
         await self.writer.close()
+        await self.audit_writer.close()
         await self.reader.close()
         log.info("archiver_stopped")
 
@@ -120,6 +126,12 @@ class ArchiverServer:
             connect_timeout=settings.connect_timeout_seconds,
             retry_max=settings.retry_max_seconds,
         )
-        consumer = EventConsumer(settings, self._nc, self.writer)
+        loops = [
+            EventConsumer(settings, self._nc, self.writer, event_source(settings)),
+            EventConsumer(settings, self._nc, self.audit_writer, audit_source(settings)),
+        ]
+        await asyncio.gather(*(self._ingest_from(consumer) for consumer in loops))
+
+    async def _ingest_from(self, consumer: EventConsumer) -> None:
         if await consumer.subscribe(self._stop):
             await consumer.run(self._stop)

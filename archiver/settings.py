@@ -27,6 +27,11 @@ class ArchiverSettings(BaseSettings, ServiceAuth):
     stream: str = "AUCTION"
     filter_subject: str = "auction.events.>"
     durable: str = "archiver"
+    # AUDIT ONLY, not public: the hidden maximums' records (the relay's `AUCTION_AUDIT`), consumed by a
+    # durable of their own into `maximum_audit`.
+    audit_stream: str = "AUCTION_AUDIT"
+    audit_filter_subject: str = "auction.audit.>"
+    audit_durable: str = "archiver-audit"
     # Events per fetch, and so per transaction.
     batch_size: int = Field(default=1000, ge=1, le=10_000)
     fetch_timeout_seconds: float = Field(default=1.0, gt=0)

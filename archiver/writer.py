@@ -43,22 +43,21 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bi
           increments, buy_now_price)
 ON CONFLICT DO NOTHING
 """
-# `leader_max` is an audit column (never public): see archiver/sql/0003_bid_kinds.sql.
 _BIDS = """
 INSERT INTO bids (item_id, seq, bid_id, bidder, amount, currency, current_price, min_next_bid, placed_at,
-                  proxy, leader_max)
+                  proxy)
 SELECT b.item_id, b.seq, b.bid_id, b.bidder, b.amount, COALESCE(NULLIF(b.currency, ''), i.currency, ''),
-       b.current_price, b.min_next_bid, b.placed_at, b.proxy, b.leader_max
+       b.current_price, b.min_next_bid, b.placed_at, b.proxy
 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[],
-            $8::bigint[], $9::timestamptz[], $10::boolean[], $11::bigint[])
-     AS b(item_id, seq, bid_id, bidder, amount, currency, current_price, min_next_bid, placed_at, proxy,
-          leader_max)
+            $8::bigint[], $9::timestamptz[], $10::boolean[])
+     AS b(item_id, seq, bid_id, bidder, amount, currency, current_price, min_next_bid, placed_at, proxy)
 LEFT JOIN items i ON i.item_id = b.item_id
 ON CONFLICT DO NOTHING
 """
-_RAISES = """
-INSERT INTO max_raises (event_id, item_id, seq, bidder, max_amount, raised_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::timestamptz[])
+# AUDIT ONLY (never public): see archiver/sql/0004_maximum_audit.sql. A re-published record is skipped.
+_AUDITS = """
+INSERT INTO maximum_audit (item_id, seq, kind, bidder, max_amount, at)
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[])
 ON CONFLICT DO NOTHING
 """
 # A bid archived before its item (possible only with redeliveries out of order) got no currency; its
@@ -115,19 +114,19 @@ class Written:
     dead: int = 0
     extensions: int = 0
     results: int = 0
-    raises: int = 0
+    audits: int = 0
 
     def __add__(self, other: Written) -> Written:
         return Written(
             self.items + other.items, self.bids + other.bids, self.others + other.others,
             self.dead + other.dead, self.extensions + other.extensions, self.results + other.results,
-            self.raises + other.raises,
+            self.audits + other.audits,
         )  # fmt: skip
 
     @property
     def events(self) -> int:
-        """Events inserted (dead letters are not events)."""
-        return self.items + self.bids + self.others + self.extensions + self.results + self.raises
+        """Messages inserted, events or audit records (dead letters are neither)."""
+        return self.items + self.bids + self.others + self.extensions + self.results + self.audits
 
 
 def _columns(rows: list[Any], count: int) -> list[list[Any]]:
@@ -180,15 +179,15 @@ class ArchiveWriter:
     @staticmethod
     async def _transaction(conn: Any, rows: Rows) -> Written:
         async with conn.transaction():
-            items = bids = others = dead = extensions = results = raises = 0
+            items = bids = others = dead = extensions = results = audits = 0
             if rows.items:
                 items = _inserted(await conn.execute(_ITEMS, *_columns(rows.items, 15)))
                 if items:
                     await conn.execute(_LATE_CURRENCY, [row.item_id for row in rows.items])
             if rows.bids:
-                bids = _inserted(await conn.execute(_BIDS, *_columns(rows.bids, 11)))
-            if rows.raises:
-                raises = _inserted(await conn.execute(_RAISES, *_columns(rows.raises, 6)))
+                bids = _inserted(await conn.execute(_BIDS, *_columns(rows.bids, 10)))
+            if rows.audits:
+                audits = _inserted(await conn.execute(_AUDITS, *_columns(rows.audits, 6)))
             if rows.extensions:
                 extensions = _inserted(await conn.execute(_EXTENSIONS, *_columns(rows.extensions, 5)))
             if rows.extensions or items:
@@ -202,4 +201,4 @@ class ArchiveWriter:
                 others = _inserted(await conn.execute(_OTHERS, *_columns(rows.others, 6)))
             if rows.dead:
                 dead = _inserted(await conn.execute(_DEAD, *_columns(rows.dead, 4)))
-        return Written(items, bids, others, dead, extensions, results, raises)
+        return Written(items, bids, others, dead, extensions, results, audits)

@@ -6,10 +6,11 @@ Bid events carry their currency from the bid step itself, so every event on the 
 its own without a lookup. The outbox's `created` event also names the hidden reserve (the live copy
 never does), so the archive has it.
 
-AUDIT ONLY, never public: a bid's outbox entry may name the maximum its bidder leads with (field `m`,
-`BidAccepted.leader_max`), and a leader's raise of their own maximum that moved no price is an
-outbox-only `max_raised` entry (`MaximumRaised`, id "<item_id>.<seq>.max.<max_amount>"). Both go to the
-archive, which keeps them where no public call reads them.
+No event carries a maximum: this stream is public (`auction.events.<item_id>`, stream `AUCTION`). A
+bid's outbox entry may also name the maximum its bidder now leads with (field `m`), and a leader's raise
+of their own maximum is an outbox-only `max_raised` entry; both become `MaximumAudit` records
+(`relay/audit.py`) on the audit subjects of their own stream, published in the same round right after
+the entry's event, if any (`relayed`).
 
 `occurred_at` is when the event happened: a bid's `placed_at`, an item's `created_at`, the close's
 `closed_at`. An `extended` event carries no time of its own: it happened when the bid right before it
@@ -20,7 +21,6 @@ the `placed_at` of the item's event `seq - 1` (the contract puts the extension r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from auction.v1 import events_pb2, item_pb2
@@ -28,18 +28,14 @@ from auction_contract.events import BadEvent, EventKind, decode_event, event_id_
 from auction_contract.proto_status import OUTCOME_TO_PROTO, STATUS_TO_PROTO
 from auction_contract.rules import status_at
 from auction_contract.wire_time import parse_ms, timestamp
+from relay.audit import audit_id, audit_record
 from relay.errors import BadEntry
+from relay.route import Outgoing, Route, Routes
 
-__all__ = ["Outgoing", "decode", "outgoing", "parse_ms", "to_event"]
+__all__ = ["Outgoing", "Relayed", "Route", "Routes", "decode", "outgoing", "parse_ms", "relayed", "to_event"]
 
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One message ready for JetStream."""
-
-    event_id: str
-    subject: str
-    payload: bytes
+# What one outbox entry becomes, in publishing order: its event (if it has one), then its audit record.
+Relayed = tuple[Outgoing, ...]
 
 
 def decode(raw: bytes | str) -> dict[str, Any]:
@@ -54,8 +50,8 @@ def decode(raw: bytes | str) -> dict[str, Any]:
         raise BadEntry(str(exc)) from None
 
 
-def to_event(doc: dict[str, Any], leader_max: bytes | str | None = None) -> events_pb2.Event:
-    """The protobuf event for a decoded entry; `leader_max`: a bid entry's audit field, if any.
+def to_event(doc: dict[str, Any]) -> events_pb2.Event:
+    """The protobuf event for a decoded entry (not for a `max_raised` one, which is no event).
 
     A bid written before its event carried a currency (an older bidder) gets "": the archiver fills it
     from its items table.
@@ -63,9 +59,9 @@ def to_event(doc: dict[str, Any], leader_max: bytes | str | None = None) -> even
     try:
         kind = doc["type"]
         if kind == EventKind.BID:
-            return _bid(doc, leader_max)
+            return _bid(doc)
         if kind == EventKind.MAX_RAISED:
-            return _raised(doc)
+            raise ValueError("a raise of a maximum is an audit record, never an event")
         if kind == EventKind.EXTENDED:
             return _extended(doc)
         if kind == EventKind.CLOSED:
@@ -75,12 +71,29 @@ def to_event(doc: dict[str, Any], leader_max: bytes | str | None = None) -> even
         raise BadEntry(f"{doc.get('type')} event is incomplete or malformed: {exc!r}") from None
 
 
-def outgoing(doc: dict[str, Any], subject_prefix: str, leader_max: bytes | str | None = None) -> Outgoing:
-    event = to_event(doc, leader_max)
-    return Outgoing(event.event_id, f"{subject_prefix}.{event.item_id}", event.SerializeToString())
+def outgoing(doc: dict[str, Any], route: Route) -> Outgoing:
+    """The entry's public event as a message on `route` (the events stream)."""
+    event = to_event(doc)
+    return route.message(event.event_id, event.item_id, event.SerializeToString())
 
 
-def _bid(doc: dict[str, Any], leader_max: bytes | str | None) -> events_pb2.Event:
+def relayed(doc: dict[str, Any], routes: Routes, leader_max: bytes | str | None = None) -> Relayed:
+    """Every message of one entry: its public event, then (a maximum, audit only) its audit record.
+
+    `leader_max` is a bid entry's audit field (`m`). The pump publishes the messages in this order in one
+    round and removes the entry only when JetStream stored all of them.
+    """
+    messages = [] if doc.get("type") == EventKind.MAX_RAISED else [outgoing(doc, routes.events)]
+    try:
+        record = audit_record(doc, leader_max)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadEntry(f"{doc.get('type')} entry with a malformed maximum: {exc!r}") from None
+    if record is not None:
+        messages.append(routes.audit.message(audit_id(record), record.item_id, record.SerializeToString()))
+    return tuple(messages)
+
+
+def _bid(doc: dict[str, Any]) -> events_pb2.Event:
     item_id, seq = doc["item_id"], doc["seq"]
     bid = events_pb2.BidAccepted(
         bid_id=doc["bid_id"],
@@ -91,35 +104,12 @@ def _bid(doc: dict[str, Any], leader_max: bytes | str | None) -> events_pb2.Even
         min_next_bid=doc["min_next_bid"],
         proxy=doc.get("proxy") is True,
     )
-    top = _audit_max(leader_max)
-    if top is not None and top > bid.amount:  # an audit value that cannot be right never holds a bid back
-        bid.leader_max = top
     return events_pb2.Event(
         event_id=event_id_of(item_id, seq),
         item_id=item_id,
         seq=seq,
         occurred_at=timestamp(parse_ms(doc["placed_at"])),
         bid_accepted=bid,
-    )
-
-
-def _audit_max(raw: bytes | str | None) -> int | None:
-    """A bid entry's audit maximum as a number; None when absent or not a decimal count."""
-    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
-    return int(text) if text and text.isascii() and text.isdecimal() and len(text) <= 18 else None
-
-
-def _raised(doc: dict[str, Any]) -> events_pb2.Event:
-    """A leader's raise of their own maximum (outbox only, audit): after the item's event `seq`."""
-    item_id, seq, top = doc["item_id"], doc["seq"], _integer(doc, "max_amount")
-    if not isinstance(doc["bidder"], str):
-        raise TypeError("bidder is not a string")
-    return events_pb2.Event(
-        event_id=f"{event_id_of(item_id, seq)}.max.{top}",
-        item_id=item_id,
-        seq=seq,
-        occurred_at=timestamp(parse_ms(doc["raised_at"])),
-        maximum_raised=events_pb2.MaximumRaised(bidder=doc["bidder"], max_amount=top),
     )
 
 

@@ -1,8 +1,10 @@
-"""JetStream side of the relay: the stream's definition and batch publishing.
+"""JetStream side of the relay: the streams' definitions and batch publishing.
 
-A batch is published without waiting per message and its acks are then awaited together, with one
-deadline for the whole batch. Only the entries whose ack arrived count as published; everything else
-stays in the outbox and is retried, and `Nats-Msg-Id` makes the retry harmless.
+Two streams (`relay/route.py` says why): `AUCTION`, the public events, and `AUCTION_AUDIT`, the hidden
+maximums' audit records, with the same limits. A batch is published without waiting per message and its
+acks are then awaited together, with one deadline for the whole batch. Only the entries all of whose
+messages were acked count as published; everything else stays in the outbox and is retried, and
+`Nats-Msg-Id` makes the retry harmless (each stream deduplicates its own messages).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.js import JetStreamContext
 
-    from relay.convert import Outgoing
+    from relay.route import Outgoing
     from relay.settings import RelaySettings
 
 log = structlog.get_logger(__name__)
@@ -41,10 +43,24 @@ _STREAM_NAME_IN_USE = 10058
 
 def stream_config(settings: RelaySettings) -> api.StreamConfig:
     """The `AUCTION` stream: file storage, per-message dedup window, limits that keep it bounded."""
+    description = "Auction events (proto/auction/v1/events.proto); written by the outbox relay."
+    return _config(settings, settings.stream, settings.subject_prefix, description)
+
+
+def audit_stream_config(settings: RelaySettings) -> api.StreamConfig:
+    """The `AUCTION_AUDIT` stream: like `AUCTION`, for the audit records only. NOT PUBLIC."""
+    description = (
+        "AUDIT ONLY, NOT PUBLIC: hidden maximums (proto/auction/v1/audit.proto) for the archive; "
+        "grant it to the archiver alone."
+    )
+    return _config(settings, settings.audit_stream, settings.audit_subject_prefix, description)
+
+
+def _config(settings: RelaySettings, name: str, prefix: str, description: str) -> api.StreamConfig:
     return api.StreamConfig(
-        name=settings.stream,
-        description="Auction events (proto/auction/v1/events.proto); written by the outbox relay.",
-        subjects=[f"{settings.subject_prefix}.>"],
+        name=name,
+        description=description,
+        subjects=[f"{prefix}.>"],
         retention=api.RetentionPolicy.LIMITS,
         storage=api.StorageType.FILE,
         num_replicas=settings.stream_replicas,
@@ -57,15 +73,18 @@ def stream_config(settings: RelaySettings) -> api.StreamConfig:
     )
 
 
-async def ensure_stream(js: JetStreamContext, settings: RelaySettings) -> api.StreamInfo:
-    """Create the stream, or bring an existing one to this configuration."""
-    config = stream_config(settings)
+async def ensure_streams(js: JetStreamContext, settings: RelaySettings) -> list[api.StreamInfo]:
+    """Create both streams, or bring existing ones to this configuration."""
+    return [await _ensure(js, config) for config in (stream_config(settings), audit_stream_config(settings))]
+
+
+async def _ensure(js: JetStreamContext, config: api.StreamConfig) -> api.StreamInfo:
     try:
         return await js.add_stream(config)
     except nats.js.errors.BadRequestError as exc:
         if exc.err_code != _STREAM_NAME_IN_USE:
             raise
-    log.info("stream_updated", stream=settings.stream)
+    log.info("stream_updated", stream=config.name)
     return await js.update_stream(config)
 
 
@@ -78,9 +97,8 @@ class BatchPublisher:
     acks come back on one wildcard inbox and resolve one future per message.
     """
 
-    def __init__(self, nc: NatsClient, stream: str, ack_timeout: float) -> None:
+    def __init__(self, nc: NatsClient, ack_timeout: float) -> None:
         self._nc = nc
-        self._stream = stream
         self._ack_timeout = ack_timeout
         self._inbox = nc.new_inbox()
         self._sequence = 0
@@ -93,11 +111,18 @@ class BatchPublisher:
     def connected(self) -> bool:
         return bool(self._nc.is_connected)
 
-    async def publish(self, batch: Sequence[Outgoing]) -> list[bool]:
-        """Publish every message, then wait (at most `ack_timeout` in all) for the acks; True = stored.
+    async def publish(self, batch: Sequence[Sequence[Outgoing]]) -> list[bool]:
+        """Publish every group's messages in order, then wait (at most `ack_timeout` in all) for the acks;
+        one answer per group, True = all of its messages stored (a group is one outbox entry's).
 
         A duplicate ack (JetStream had the id already) also counts as stored: that is the retry case.
         """
+        sizes = [len(group) for group in batch]
+        flat = [message for group in batch for message in group]
+        stored = iter(await self._publish(flat))
+        return [all([next(stored) for _ in range(size)]) for size in sizes]
+
+    async def _publish(self, batch: Sequence[Outgoing]) -> list[bool]:
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[str]] = []
         replies: list[str] = []
@@ -109,7 +134,7 @@ class BatchPublisher:
                 self._waiting[reply] = future
                 futures.append(future)
                 replies.append(reply)
-                headers = {MSG_ID: message.event_id, EXPECTED_STREAM: self._stream}
+                headers = {MSG_ID: message.msg_id, EXPECTED_STREAM: message.stream}
                 await self._nc.publish(message.subject, message.payload, reply=reply, headers=headers)
             if futures:
                 await asyncio.wait(futures, timeout=self._ack_timeout)

@@ -24,7 +24,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from relay import metrics
-from relay.convert import Outgoing, decode, outgoing
+from relay.convert import Relayed, Routes, decode, relayed
 from relay.errors import BadEntry
 from relay.notices import plan_notices
 from relay.outbox import NEW, OWN_PENDING, Entry
@@ -144,7 +144,7 @@ class OutboxPump:
         """Publish one round and remove what JetStream stored; True if anything failed."""
         done: dict[int, list[bytes]] = defaultdict(list)
         bad: list[tuple[Entry, str]] = []
-        batch: list[tuple[Entry, Outgoing]] = []
+        batch: list[tuple[Entry, Relayed]] = []
         docs: list[tuple[Entry, dict[str, Any]]] = []
         batch_docs: list[tuple[Entry, dict[str, Any]]] = []
         for entry in (e for rows in entries.values() for e in rows):
@@ -157,10 +157,10 @@ class OutboxPump:
                 bad.append(self._bad(entry, exc))
                 continue
             docs.append((entry, doc))
-        prefix = self._settings.subject_prefix
+        routes = Routes.of(self._settings)
         for entry, doc in docs:
             try:
-                batch.append((entry, outgoing(doc, prefix, entry.leader_max)))
+                batch.append((entry, relayed(doc, routes, entry.leader_max)))
                 batch_docs.append((entry, doc))
             except BadEntry as exc:
                 bad.append(self._bad(entry, exc))

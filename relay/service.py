@@ -1,4 +1,4 @@
-"""Wires the relay: Redis, NATS (stream ensured), consumer groups, the pump, the monitor, the ops server.
+"""Wires the relay: Redis, NATS (streams ensured), consumer groups, the pump, the monitor, the ops server.
 
 `start` returns once the relay is relaying (so /healthz answers 200); `stop` lets the round in progress
 finish, then closes NATS, Redis and the ops server. Entries not yet removed stay in the outbox, pending under
@@ -18,7 +18,7 @@ from relay.monitor import OutboxMonitor
 from relay.notices import NoticeSender
 from relay.ops_http import OpsServer
 from relay.outbox import DEAD_LETTER_PATTERN, Outbox
-from relay.publisher import BatchPublisher, ensure_stream
+from relay.publisher import BatchPublisher, ensure_streams
 from relay.pump import OutboxPump
 from relay.replica_wait import ReplicaWait
 from relay.settings import RelaySettings
@@ -58,8 +58,8 @@ class RelayService:
             connect_timeout=settings.nats_connect_timeout_seconds,
             retry_max=settings.retry_max_seconds,
         )
-        await ensure_stream(nc.jetstream(), settings)
-        self._publisher = BatchPublisher(nc, settings.stream, settings.ack_timeout_seconds)
+        await ensure_streams(nc.jetstream(), settings)
+        self._publisher = BatchPublisher(nc, settings.ack_timeout_seconds)
         await self._publisher.start()
         notices = NoticeSender(self.redis) if settings.notices else None
         wait = ReplicaWait.of(settings, self.redis)
@@ -70,6 +70,7 @@ class RelayService:
             consumer=settings.consumer,
             partitions=settings.partitions,
             stream=settings.stream,
+            audit_stream=settings.audit_stream,
             port=self.port,
         )
         return self.port

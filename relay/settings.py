@@ -32,6 +32,9 @@ class RelaySettings(BaseSettings):
     partitions: int = Field(default=16, ge=1, le=16384)
     stream: str = "AUCTION"
     subject_prefix: str = "auction.events"
+    # AUDIT ONLY, not public: the hidden maximums' records, in a stream of their own (relay/route.py).
+    audit_stream: str = "AUCTION_AUDIT"
+    audit_subject_prefix: str = "auction.audit"
     # One Redis consumer group shared by every relay instance; each instance is one consumer in it.
     group: str = "relay"
     consumer: str = Field(default_factory=default_consumer, min_length=1, max_length=200)
@@ -92,6 +95,9 @@ class RelaySettings(BaseSettings):
                 f"duplicate_window_seconds ({self.duplicate_window_seconds}) must exceed "
                 f"claim_idle + claim_interval + 2 * ack_timeout ({slowest_retry})"
             )
+        events, audit = f"{self.subject_prefix}.", f"{self.audit_subject_prefix}."
+        if self.stream == self.audit_stream or events.startswith(audit) or audit.startswith(events):
+            raise ValueError("the audit records need a stream and subjects apart from the events'")
         if self.claim_idle_seconds <= self.ack_timeout_seconds:
             raise ValueError("claim_idle_seconds must exceed ack_timeout_seconds, or live relays steal work")
         return self

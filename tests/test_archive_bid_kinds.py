@@ -1,7 +1,7 @@
 """Bid kinds on the archival path end to end: bidder, relay, archiver, rebuild.
 
 Proxy bids are archived like any bid (with their proxy flag); the leader's maximum reaches the archive
-only in its audit records (`bids.leader_max`, `max_raises`), never in the public history. After Redis
+only in its audit records (`maximum_audit`, from the audit stream), never in the public history. After Redis
 loses an item with a ladder and proxy bids, the rebuild brings back its hash (ladder, buy-now price,
 the hidden maximum), history and index exactly, and further bids answer as on a twin item that was never
 lost. A buy-now's bid and close are archived once each with the result row, and a buy-now item lost
@@ -134,7 +134,7 @@ async def test_proxy_bids_are_archived_with_the_maximum_for_audit_only_and_rebui
 ) -> None:
     """On an item with a ladder and on its twin: ann bids a maximum of 400, bob's 200 is outbid by ann's
     proxy at 210, ann raises her maximum to 700 (no event). The archive holds the bids with their proxy
-    flags and ann's maximum in the audit column, the raise in `max_raises`, the ladder and buy-now price
+    flags, ann's maximums and the raise in `maximum_audit`, the ladder and buy-now price
     on the item; the public history names no maximum. Redis loses the item; the rebuild restores hash
     (the hidden maximum included), history and index exactly, and further bids on both twins (carl's
     maximum of 650 is beaten by ann's restored 700; dee's 750 wins) give the same answers and events."""
@@ -147,18 +147,25 @@ async def test_proxy_bids_are_archived_with_the_maximum_for_audit_only_and_rebui
             (3, 200, False, 210, "ann", 3, 220, 4),
             (4, 210, True, 210, "ann", 3, 220, 4),
         ]
-    await _wait_until(archive_stack, "SELECT 1 FROM max_raises WHERE item_id = $1", lost)
+    await _wait_until(
+        archive_stack, "SELECT 1 FROM maximum_audit WHERE item_id = $1 AND kind = 'raise'", lost
+    )
     await _wait_until(archive_stack, "SELECT 1 FROM bids WHERE item_id = $1 AND seq = 4", lost)
     bids = await _fetch(
-        archive_stack, "SELECT seq, bidder, amount, proxy, leader_max FROM bids WHERE item_id = $1"
-        " ORDER BY seq", lost,
-    )  # fmt: skip
+        archive_stack, "SELECT seq, bidder, amount, proxy FROM bids WHERE item_id = $1 ORDER BY seq", lost
+    )
     assert [tuple(row) for row in bids] == [
-        (2, "ann", 100, True, 400), (3, "bob", 200, False, None), (4, "ann", 210, True, 400)
-    ]  # fmt: skip
-    raises = await _fetch(archive_stack, "SELECT event_id, seq, bidder, max_amount FROM max_raises"
-                          " WHERE item_id = $1", lost)  # fmt: skip
-    assert [tuple(row) for row in raises] == [(f"{lost}.4.max.700", 4, "ann", 700)]
+        (2, "ann", 100, True),
+        (3, "bob", 200, False),
+        (4, "ann", 210, True),
+    ]
+    audits = await _fetch(archive_stack, "SELECT seq, kind, bidder, max_amount FROM maximum_audit"
+                          " WHERE item_id = $1 ORDER BY seq, kind", lost)  # fmt: skip
+    assert [tuple(row) for row in audits] == [
+        (2, "bid", "ann", 400),
+        (4, "bid", "ann", 400),
+        (4, "raise", "ann", 700),
+    ]
     (item,) = await _fetch(
         archive_stack, "SELECT increments, buy_now_price FROM items WHERE item_id = $1", lost
     )
@@ -211,9 +218,10 @@ async def test_a_buy_now_is_archived_once_with_its_result_and_survives_a_rebuild
     reply = await archive_stack.stub.BuyNow(bidder_pb2.BuyNowRequest(item_id=item_id, bidder="erin"))
     assert (reply.seq, reply.amount, reply.item.result.winner) == (2, 900, "erin")
     await _wait_until(archive_stack, "SELECT 1 FROM auction_results WHERE item_id = $1", item_id)
-    bids = await _fetch(archive_stack, "SELECT seq, bidder, amount, proxy, leader_max FROM bids"
+    bids = await _fetch(archive_stack, "SELECT seq, bidder, amount, proxy FROM bids"
                         " WHERE item_id = $1", item_id)  # fmt: skip
-    assert [tuple(row) for row in bids] == [(2, "erin", 900, False, None)]
+    assert [tuple(row) for row in bids] == [(2, "erin", 900, False)]
+    assert await _fetch(archive_stack, "SELECT 1 FROM maximum_audit WHERE item_id = $1", item_id) == []
     results = await _fetch(archive_stack, "SELECT seq, outcome, winner, final_price, bid_count"
                            " FROM auction_results WHERE item_id = $1", item_id)  # fmt: skip
     assert [tuple(row) for row in results] == [(3, "sold", "erin", 900, 1)]

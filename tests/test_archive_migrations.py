@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from archiver.errors import MigrationError
-from archiver.migrations import load, migrate
+from archiver.migrations import EQUIVALENT, load, migrate
 from archiver.rebuild import read_item
 from auction.v1 import restore_pb2
 from auction_contract.wire_time import timestamp_from_datetime
@@ -79,19 +79,26 @@ async def test_an_archive_from_before_auctions_ended_migrates_and_reads_as_hard_
 
 
 async def _bid_row(conn: Any, seq: int, bidder: str, amount: int, leader_max: int | None) -> None:
+    """A bid and, when it left its bidder a maximum, that bid's audit record."""
     await conn.execute(
         """INSERT INTO bids (item_id, seq, bid_id, bidder, amount, currency, current_price, min_next_bid,
-                             placed_at, proxy, leader_max)
-           VALUES ('lot', $1, $2, $3, $4, 'EUR', $4, $5, $6, $7, $8)""",
-        seq, f"lot.{seq}", bidder, amount, amount + 10, NOW, leader_max is not None, leader_max,
+                             placed_at, proxy)
+           VALUES ('lot', $1, $2, $3, $4, 'EUR', $4, $5, $6, $7)""",
+        seq, f"lot.{seq}", bidder, amount, amount + 10, NOW, leader_max is not None,
     )  # fmt: skip
+    if leader_max is not None:
+        await _audit_row(conn, seq, "bid", bidder, leader_max)
 
 
 async def _raise_row(conn: Any, seq: int, bidder: str, max_amount: int) -> None:
+    await _audit_row(conn, seq, "raise", bidder, max_amount)
+
+
+async def _audit_row(conn: Any, seq: int, kind: str, bidder: str, max_amount: int) -> None:
     await conn.execute(
-        """INSERT INTO max_raises (event_id, item_id, seq, bidder, max_amount, raised_at)
-           VALUES ($1, 'lot', $2, $3, $4, $5)""",
-        f"lot.{seq}.max.{max_amount}", seq, bidder, max_amount, NOW,
+        """INSERT INTO maximum_audit (item_id, seq, kind, bidder, max_amount, at)
+           VALUES ('lot', $1, $2, $3, $4, $5)""",
+        seq, kind, bidder, max_amount, NOW,
     )  # fmt: skip
 
 
@@ -126,6 +133,67 @@ async def test_the_rebuild_reads_the_leaders_maximum_from_the_audit_records(empt
     assert (await read_item(empty_db, "lot", 100) or request).leader_max == 1500
     await _bid_row(empty_db, 5, "cy", 1600, None)
     assert not (await read_item(empty_db, "lot", 100) or request).HasField("leader_max")
+
+
+async def test_an_archive_at_0003_moves_its_maximums_into_the_audit_table(empty_db: Any) -> None:
+    """Maximums archived under 0003 (`bids.leader_max`, `max_raises`) are in `maximum_audit` after 0004,
+    and nowhere else: the column and the table are gone, the rebuild reads the same maximum."""
+    wanted = load()
+    await migrate(empty_db, wanted[:3])
+    await empty_db.execute(
+        """INSERT INTO items (item_id, title, description, currency, starting_price, min_increment,
+                              starts_at, ends_at, created_at)
+           VALUES ('lot', 'Vase', '', 'EUR', 100, 10, $1, $2, $1)""",
+        NOW, NOW + timedelta(hours=1),
+    )  # fmt: skip
+    await empty_db.execute(
+        """INSERT INTO bids (item_id, seq, bid_id, bidder, amount, currency, current_price, min_next_bid,
+                             placed_at, proxy, leader_max)
+           VALUES ('lot', 2, 'lot.2', 'ann', 100, 'EUR', 100, 110, $1, true, 400),
+                  ('lot', 3, 'lot.3', 'bob', 200, 'EUR', 200, 210, $1, false, NULL)""",
+        NOW,
+    )  # fmt: skip
+    await empty_db.execute(
+        """INSERT INTO bids (item_id, seq, bid_id, bidder, amount, currency, current_price, min_next_bid,
+                             placed_at, proxy, leader_max)
+           VALUES ('lot', 4, 'lot.4', 'ann', 210, 'EUR', 210, 220, $1, true, 400)""",
+        NOW,
+    )
+    await empty_db.execute(
+        """INSERT INTO max_raises (event_id, item_id, seq, bidder, max_amount, raised_at)
+           VALUES ('lot.4.max.700', 'lot', 4, 'ann', 700, $1)""",
+        NOW,
+    )
+    assert [m.version for m in await migrate(empty_db, wanted)] == [4]
+    rows = await empty_db.fetch(
+        "SELECT seq, kind, bidder, max_amount, at FROM maximum_audit ORDER BY seq, kind"
+    )
+    assert [tuple(r) for r in rows] == [
+        (2, "bid", "ann", 400, NOW), (4, "bid", "ann", 400, NOW), (4, "raise", "ann", 700, NOW)
+    ]  # fmt: skip
+    assert await empty_db.fetchval("SELECT to_regclass('max_raises')") is None
+    columns = await empty_db.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'bids'"
+    )
+    assert "leader_max" not in {r["column_name"] for r in columns}
+    request = await read_item(empty_db, "lot", 100)
+    assert request is not None
+    assert request.leader_max == 700
+
+
+async def test_a_database_that_applied_0003_before_its_comment_was_corrected_still_starts(
+    empty_db: Any,
+) -> None:
+    """0003 was applied with an earlier comment (a recorded checksum of that text): accepted, as a
+    comment-only correction; any other checksum still stops the start."""
+    wanted = load()
+    await migrate(empty_db, wanted[:3])
+    (earlier,) = EQUIVALENT[3]
+    await empty_db.execute("UPDATE schema_migrations SET checksum = $1 WHERE version = 3", earlier)
+    assert [m.version for m in await migrate(empty_db, wanted)] == [4]
+    await empty_db.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 3")
+    with pytest.raises(MigrationError):
+        await migrate(empty_db, wanted)
 
 
 async def test_an_edited_migration_stops_the_start(empty_db: Any, tmp_path: Path) -> None:

@@ -10,11 +10,12 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from archiver.audit import audit_rows_of
 from archiver.errors import InvalidArgument, ItemNotFound, MigrationError
 from archiver.events import Incoming, rows_of
 from archiver.history_service import check_request
 from archiver.migrations import load
-from auction.v1 import events_pb2, history_pb2, item_pb2
+from auction.v1 import audit_pb2, events_pb2, history_pb2, item_pb2
 from auction_contract.events import (
     Outcome,
     bid_event,
@@ -27,13 +28,27 @@ from auction_contract.rules import SoftCloseRule
 from auction_contract.wire_time import timestamp
 from core_bidder.restore_state import ArchivedBid, ArchivedClose, ArchivedExtension, ArchivedItem, live_state
 from core_bidder.rules import ItemStatic
-from relay.convert import decode, outgoing, parse_ms, to_event
+from relay.convert import Route, Routes, decode, outgoing, parse_ms, relayed, to_event
 from relay.errors import BadEntry
 from relay.settings import RelaySettings
 
 CREATED_MS = 1_795_000_000_123
 STATIC = ItemStatic("lot-7", "Clock", "A wall clock", "EUR", 100, 5, CREATED_MS, CREATED_MS)
 ENDS_MS = CREATED_MS + 3_600_000
+EVENTS = Route("AUCTION", "auction.events")
+ROUTES = Routes(EVENTS, Route("AUCTION_AUDIT", "auction.audit"))
+
+
+def ints_in(message: Any) -> set[int]:
+    """Every integer anywhere in a protobuf message (nested messages and repeated fields included)."""
+    found: set[int] = set()
+    for _, value in message.ListFields():
+        for one in value if isinstance(value, list) or hasattr(value, "append") else [value]:
+            if hasattr(one, "ListFields"):
+                found |= ints_in(one)
+            elif isinstance(one, int):
+                found.add(one)
+    return found
 
 
 def created_json() -> str:
@@ -64,8 +79,8 @@ def test_a_created_entry_becomes_an_item_created_event() -> None:
 
 def test_a_bid_entry_becomes_a_bid_accepted_event_with_its_own_currency() -> None:
     """The outbox bid carries its item's currency from the bid step; the relay needs no lookup."""
-    message = outgoing(decode(bid_json(3, 110, "bob")), "auction.events")
-    assert message.event_id == "lot-7.3"
+    message = outgoing(decode(bid_json(3, 110, "bob")), EVENTS)
+    assert message.msg_id == "lot-7.3"
     assert message.subject == "auction.events.lot-7"
     event = events_pb2.Event.FromString(message.payload)
     bid = event.bid_accepted
@@ -90,42 +105,76 @@ def test_proxy_bids_and_bid_kinds_reach_the_archive_as_they_were_made() -> None:
     assert not to_event(decode(created_json())).item_created.item.HasField("buy_now_price")
 
 
-def test_the_leaders_maximum_rides_to_the_archive_only_in_its_audit_fields() -> None:
-    """A bid entry's audit field becomes `BidAccepted.leader_max` (an impossible one is dropped); a
-    raise's outbox-only record becomes `MaximumRaised`, keyed by item, seq and the new maximum; the
-    archive's rows keep both, the proxy flag, and the item's ladder and buy-now price."""
+def test_the_leaders_maximum_leaves_only_as_an_audit_record_never_in_an_event() -> None:
+    """A bid entry with its audit field `m` becomes its public event (no maximum in it anywhere), then a
+    `MaximumAudit` on the audit stream and subjects, id "<item>.<seq>.bid.<max>"; an impossible `m` is
+    dropped and the bid kept. A raise's outbox-only record becomes an audit record alone ("raise"). No
+    event field can hold a maximum any more (the old ones are reserved)."""
     raw = bid_event("lot-7", 4, "ann", 120, CREATED_MS + 4000, 125, currency="EUR", proxy=True)
-    message = outgoing(decode(raw), "auction.events", b"300")
-    bid = events_pb2.Event.FromString(message.payload).bid_accepted
-    assert (bid.amount, bid.proxy, bid.leader_max) == (120, True, 300)
-    assert not to_event(decode(bid_json(5, 130))).bid_accepted.HasField("leader_max")
-    for spoiled in (b"120", b"x", b"-5"):  # an impossible audit value is dropped, the bid kept
-        assert not to_event(decode(raw), spoiled).bid_accepted.HasField("leader_max")
-    raised = outgoing(decode(max_raised_entry("lot-7", 4, "ann", 450, CREATED_MS + 4500)), "auction.events")
-    assert (raised.event_id, raised.subject) == ("lot-7.4.max.450", "auction.events.lot-7")
-    event = events_pb2.Event.FromString(raised.payload)
-    assert (event.seq, event.maximum_raised.bidder, event.maximum_raised.max_amount) == (4, "ann", 450)
-    assert event.occurred_at.ToMilliseconds() == CREATED_MS + 4500
+    public, audit = relayed(decode(raw), ROUTES, b"987654")
+    assert (public.msg_id, public.stream, public.subject) == ("lot-7.4", "AUCTION", "auction.events.lot-7")
+    event = events_pb2.Event.FromString(public.payload)
+    assert (event.bid_accepted.amount, event.bid_accepted.proxy) == (120, True)
+    assert 987654 not in ints_in(event)
+    assert b"987654" not in public.payload
+    assert (audit.msg_id, audit.stream, audit.subject) == (
+        "lot-7.4.bid.987654",
+        "AUCTION_AUDIT",
+        "auction.audit.lot-7",
+    )
+    record = audit_pb2.MaximumAudit.FromString(audit.payload)
+    assert (record.item_id, record.seq, record.bidder, record.max_amount) == ("lot-7", 4, "ann", 987654)
+    assert (record.kind, record.at.ToMilliseconds()) == (audit_pb2.MAXIMUM_KIND_BID, CREATED_MS + 4000)
+    for spoiled in (None, b"120", b"x", b"-5", b"9" * 19):  # no maximum, or an impossible one: the bid alone
+        assert relayed(decode(raw), ROUTES, spoiled) == (public,)
+    (raised,) = relayed(decode(max_raised_entry("lot-7", 4, "ann", 876543, CREATED_MS + 4500)), ROUTES)
+    assert (raised.msg_id, raised.stream, raised.subject) == (
+        "lot-7.4.raise.876543",
+        "AUCTION_AUDIT",
+        "auction.audit.lot-7",
+    )
+    record = audit_pb2.MaximumAudit.FromString(raised.payload)
+    assert (record.kind, record.max_amount, record.at.ToMilliseconds()) == (
+        audit_pb2.MAXIMUM_KIND_RAISE, 876543, CREATED_MS + 4500
+    )  # fmt: skip
+    with pytest.raises(BadEntry):
+        to_event(decode(max_raised_entry("lot-7", 4, "ann", 876543, CREATED_MS + 4500)))
+    assert "leader_max" not in events_pb2.BidAccepted.DESCRIPTOR.fields_by_name
+    assert [f.name for f in events_pb2.Event.DESCRIPTOR.oneofs_by_name["kind"].fields] == [
+        "item_created", "bid_accepted", "auction_extended", "auction_closed"
+    ]  # fmt: skip
+
+
+def test_the_archive_rows_keep_bid_kinds_and_each_audit_record_once() -> None:
+    """Events give the item's ladder and buy-now price and the bids' proxy flags; audit records give
+    `maximum_audit` rows, a repeat within the batch once, and a malformed record is a dead letter."""
     kinds = ItemStatic(
         "lot-7", "Vase", "", "EUR", 100, 5, CREATED_MS, CREATED_MS,
         increments=((0, 5), (1000, 50)), buy_now_price=900,
     )  # fmt: skip
+    proxy = bid_event("lot-7", 4, "ann", 120, CREATED_MS + 4000, 125, currency="EUR", proxy=True)
+    public, audit = relayed(decode(proxy), ROUTES, b"300")
     payloads = [kinds.created_event(ENDS_MS, for_archive=True), bid_json(3, 100)]
-    messages = [outgoing(decode(text), "auction.events").payload for text in payloads]
-    rows = rows_of([incoming(n, data) for n, data in enumerate([*messages, message.payload, raised.payload])])
+    messages = [outgoing(decode(text), EVENTS).payload for text in payloads]
+    rows = rows_of([incoming(n, data) for n, data in enumerate([*messages, public.payload])])
     assert orjson.loads(rows.items[0].increments or "") == [
         {"from": 0, "increment": 5}, {"from": 1000, "increment": 50}
     ]  # fmt: skip
     assert rows.items[0].buy_now_price == 900
-    assert [(b.seq, b.proxy, b.leader_max) for b in rows.bids] == [(3, False, None), (4, True, 300)]
-    assert [(r.event_id, r.seq, r.bidder, r.max_amount) for r in rows.raises] == [
-        ("lot-7.4.max.450", 4, "ann", 450)
-    ]
-    assert (rows.others, rows.dead) == ([], [])
-    odd = events_pb2.Event.FromString(message.payload)
-    odd.bid_accepted.leader_max = 120  # not above the amount: dropped, the bid archived all the same
-    (kept,) = rows_of([incoming(9, odd.SerializeToString())]).bids
-    assert (kept.seq, kept.leader_max) == (4, None)
+    assert [(b.seq, b.proxy) for b in rows.bids] == [(3, False), (4, True)]
+    assert (rows.others, rows.dead, rows.audits) == ([], [], [])
+    (raised,) = relayed(decode(max_raised_entry("lot-7", 4, "ann", 450, CREATED_MS + 4500)), ROUTES)
+    no_kind = audit_pb2.MaximumAudit(item_id="lot-7", seq=4, bidder="ann", max_amount=5, at=timestamp(1))
+    bad = [b"\xff", no_kind.SerializeToString()]
+    audits = audit_rows_of(
+        [incoming(n, p) for n, p in enumerate([audit.payload, raised.payload, audit.payload, *bad])]
+    )
+    assert [(r.item_id, r.seq, r.kind, r.bidder, r.max_amount) for r in audits.audits] == [
+        ("lot-7", 4, "bid", "ann", 300), ("lot-7", 4, "raise", "ann", 450)
+    ]  # fmt: skip
+    assert audits.audits[1].at == datetime.fromtimestamp((CREATED_MS + 4500) / 1000, UTC)
+    assert [d.stream_seq for d in audits.dead] == [3, 4]
+    assert (audits.bids, audits.items) == ([], [])
 
 
 @pytest.mark.parametrize(
@@ -197,8 +246,8 @@ def test_a_created_entry_carries_its_soft_close_rule_and_hidden_reserve() -> Non
 
 def test_an_extended_entry_becomes_auction_extended_without_a_made_up_time() -> None:
     """Both ends carried exactly; `occurred_at` stays unset (the event holds no time of its own)."""
-    message = outgoing(decode(extended_json(5, ENDS_MS + 60_000, ENDS_MS)), "auction.events")
-    assert (message.event_id, message.subject) == ("lot-7.5", "auction.events.lot-7")
+    message = outgoing(decode(extended_json(5, ENDS_MS + 60_000, ENDS_MS)), EVENTS)
+    assert (message.msg_id, message.subject) == ("lot-7.5", "auction.events.lot-7")
     event = events_pb2.Event.FromString(message.payload)
     assert event.WhichOneof("kind") == "auction_extended"
     assert (event.item_id, event.seq) == ("lot-7", 5)
@@ -260,7 +309,7 @@ def test_malformed_extended_closed_and_created_entries_are_refused(doc: dict[str
 def test_rows_project_extensions_results_and_the_items_rule_and_reserve() -> None:
     """created -> its soft close columns and reserve; extended -> `extensions`; closed -> one result;
     a redelivered close within the batch is one row; a close that breaks the outcome rules is dead."""
-    payloads = [outgoing(decode(raw), "auction.events").payload for raw in (
+    payloads = [outgoing(decode(raw), EVENTS).payload for raw in (
         soft_item_json(), bid_json(2, 100), extended_json(3, ENDS_MS + 60_000, ENDS_MS),
         closed_json(4, **SOLD), closed_json(4, **SOLD),
     )]  # fmt: skip
@@ -284,14 +333,14 @@ def test_rows_project_extensions_results_and_the_items_rule_and_reserve() -> Non
     assert result.closed_at == datetime.fromtimestamp((ENDS_MS + 5) / 1000, UTC)
     assert [d.stream_seq for d in rows.dead] == [6]
     assert rows.others == []
-    hard = rows_of([incoming(1, outgoing(decode(created_json()), "auction.events").payload)]).items[0]
+    hard = rows_of([incoming(1, outgoing(decode(created_json()), EVENTS).payload)]).items[0]
     assert hard[9:] == (None, None, None, None, None, None)
 
 
 def test_rows_keep_each_event_once_and_set_aside_what_is_not_an_event() -> None:
     """A redelivered event inside one batch is one row; garbage and NUL texts become dead letters."""
-    created = outgoing(decode(created_json()), "auction.events").payload
-    bid = outgoing(decode(bid_json(2, 100)), "auction.events").payload
+    created = outgoing(decode(created_json()), EVENTS).payload
+    bid = outgoing(decode(bid_json(2, 100)), EVENTS).payload
     nul_event = to_event(decode(bid_json(3, 105)))
     nul_event.bid_accepted.bidder = "ev\x00il"
     nul = nul_event.SerializeToString()

@@ -1,10 +1,12 @@
 -- Bid kinds (proxy bids, the increment ladder, buy-now): what an item offered, whether the platform placed
--- a bid for a maximum, and, FOR AUDIT ONLY, the hidden maximums themselves. Rows archived before this
--- migration had no ladder, no buy-now and no proxy bid: NULL and false say exactly that.
+-- a bid for a maximum, and, FOR AUDIT ONLY, the hidden maximums themselves. On rows archived before this
+-- migration NULL and false do NOT prove that there was no ladder, buy-now price, proxy bid or maximum: the
+-- bidder took bid kinds (commit 361d0b8) before the archive learnt to store them, so items and bids
+-- archived in between may have had them and lost them here. Only rows archived since say exactly that.
 --
--- NOT PUBLIC: `bids.leader_max` and the `max_raises` table hold maximums, which the contract shows to
--- their owner only. No public call reads them (history reads name their columns, `archiver/history.py`);
--- the rebuild (`archiver/rebuild.py`) reads them to restore the leader's hidden maximum.
+-- NOT PUBLIC: `bids.leader_max` and the `max_raises` table held maximums, which the contract shows to
+-- their owner only; 0004 moves them into `maximum_audit` and drops both. (This comment was corrected
+-- after the file was applied; `archiver/migrations.py` accepts the earlier text's checksum.)
 
 ALTER TABLE items
     -- The increment ladder as created, [{"from": 0, "increment": 100}, ...]; NULL: min_increment always.

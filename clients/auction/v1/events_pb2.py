@@ -26,7 +26,7 @@ from auction.v1 import item_pb2 as auction_dot_v1_dot_item__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61uction/v1/events.proto\x12\nauction.v1\x1a\x15\x61uction/v1/item.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x02\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x03\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0citem_created\x18\n \x01(\x0b\x32\x17.auction.v1.ItemCreatedH\x00\x12/\n\x0c\x62id_accepted\x18\x0b \x01(\x0b\x32\x17.auction.v1.BidAcceptedH\x00\x12\x37\n\x10\x61uction_extended\x18\x0c \x01(\x0b\x32\x1b.auction.v1.AuctionExtendedH\x00\x12\x33\n\x0e\x61uction_closed\x18\r \x01(\x0b\x32\x19.auction.v1.AuctionClosedH\x00\x12\x33\n\x0emaximum_raised\x18\x0e \x01(\x0b\x32\x19.auction.v1.MaximumRaisedH\x00\x42\x06\n\x04kind\"-\n\x0bItemCreated\x12\x1e\n\x04item\x18\x01 \x01(\x0b\x32\x10.auction.v1.Item\"\xb3\x01\n\x0b\x42idAccepted\x12\x0e\n\x06\x62id_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62idder\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x15\n\rcurrent_price\x18\x05 \x01(\x03\x12\x14\n\x0cmin_next_bid\x18\x06 \x01(\x03\x12\r\n\x05proxy\x18\x07 \x01(\x08\x12\x17\n\nleader_max\x18\x08 \x01(\x03H\x00\x88\x01\x01\x42\r\n\x0b_leader_max\"3\n\rMaximumRaised\x12\x0e\n\x06\x62idder\x18\x01 \x01(\t\x12\x12\n\nmax_amount\x18\x02 \x01(\x03\"t\n\x0f\x41uctionExtended\x12+\n\x07\x65nds_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10previous_ends_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc8\x01\n\rAuctionClosed\x12\x18\n\x0b\x66inal_price\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x13\n\x06winner\x18\x02 \x01(\tH\x01\x88\x01\x01\x12+\n\x07outcome\x18\x03 \x01(\x0e\x32\x1a.auction.v1.AuctionOutcome\x12\x11\n\tbid_count\x18\x04 \x01(\x03\x12-\n\tclosed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0e\n\x0c_final_priceB\t\n\x07_winnerb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61uction/v1/events.proto\x12\nauction.v1\x1a\x15\x61uction/v1/item.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x02\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x03\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0citem_created\x18\n \x01(\x0b\x32\x17.auction.v1.ItemCreatedH\x00\x12/\n\x0c\x62id_accepted\x18\x0b \x01(\x0b\x32\x17.auction.v1.BidAcceptedH\x00\x12\x37\n\x10\x61uction_extended\x18\x0c \x01(\x0b\x32\x1b.auction.v1.AuctionExtendedH\x00\x12\x33\n\x0e\x61uction_closed\x18\r \x01(\x0b\x32\x19.auction.v1.AuctionClosedH\x00\x42\x06\n\x04kindJ\x04\x08\x0e\x10\x0fR\x0emaximum_raised\"-\n\x0bItemCreated\x12\x1e\n\x04item\x18\x01 \x01(\x0b\x32\x10.auction.v1.Item\"\x9d\x01\n\x0b\x42idAccepted\x12\x0e\n\x06\x62id_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62idder\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x15\n\rcurrent_price\x18\x05 \x01(\x03\x12\x14\n\x0cmin_next_bid\x18\x06 \x01(\x03\x12\r\n\x05proxy\x18\x07 \x01(\x08J\x04\x08\x08\x10\tR\nleader_max\"t\n\x0f\x41uctionExtended\x12+\n\x07\x65nds_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10previous_ends_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc8\x01\n\rAuctionClosed\x12\x18\n\x0b\x66inal_price\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x13\n\x06winner\x18\x02 \x01(\tH\x01\x88\x01\x01\x12+\n\x07outcome\x18\x03 \x01(\x0e\x32\x1a.auction.v1.AuctionOutcome\x12\x11\n\tbid_count\x18\x04 \x01(\x03\x12-\n\tclosed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0e\n\x0c_final_priceB\t\n\x07_winnerb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,15 +34,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'auction.v1.events_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVENT']._serialized_start=96
-  _globals['_EVENT']._serialized_end=469
-  _globals['_ITEMCREATED']._serialized_start=471
-  _globals['_ITEMCREATED']._serialized_end=516
-  _globals['_BIDACCEPTED']._serialized_start=519
-  _globals['_BIDACCEPTED']._serialized_end=698
-  _globals['_MAXIMUMRAISED']._serialized_start=700
-  _globals['_MAXIMUMRAISED']._serialized_end=751
-  _globals['_AUCTIONEXTENDED']._serialized_start=753
-  _globals['_AUCTIONEXTENDED']._serialized_end=869
-  _globals['_AUCTIONCLOSED']._serialized_start=872
-  _globals['_AUCTIONCLOSED']._serialized_end=1072
+  _globals['_EVENT']._serialized_end=438
+  _globals['_ITEMCREATED']._serialized_start=440
+  _globals['_ITEMCREATED']._serialized_end=485
+  _globals['_BIDACCEPTED']._serialized_start=488
+  _globals['_BIDACCEPTED']._serialized_end=645
+  _globals['_AUCTIONEXTENDED']._serialized_start=647
+  _globals['_AUCTIONEXTENDED']._serialized_end=763
+  _globals['_AUCTIONCLOSED']._serialized_start=766
+  _globals['_AUCTIONCLOSED']._serialized_end=966
 # @@protoc_insertion_point(module_scope)

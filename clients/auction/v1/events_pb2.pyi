@@ -34,7 +34,6 @@ class Event(_message.Message):
     BID_ACCEPTED_FIELD_NUMBER: _builtins.int
     AUCTION_EXTENDED_FIELD_NUMBER: _builtins.int
     AUCTION_CLOSED_FIELD_NUMBER: _builtins.int
-    MAXIMUM_RAISED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Unique across all items: "<item_id>.<seq>" (item ids never contain a dot).
     For a BidAccepted event it equals the bid id.
@@ -52,10 +51,6 @@ class Event(_message.Message):
     def auction_extended(self) -> Global___AuctionExtended: ...
     @_builtins.property
     def auction_closed(self) -> Global___AuctionClosed: ...
-    @_builtins.property
-    def maximum_raised(self) -> Global___MaximumRaised:
-        """AUDIT ONLY, not public (see MaximumRaised)."""
-
     def __init__(
         self,
         *,
@@ -67,13 +62,12 @@ class Event(_message.Message):
         bid_accepted: Global___BidAccepted | None = ...,
         auction_extended: Global___AuctionExtended | None = ...,
         auction_closed: Global___AuctionClosed | None = ...,
-        maximum_raised: Global___MaximumRaised | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["auction_closed", b"auction_closed", "auction_extended", b"auction_extended", "bid_accepted", b"bid_accepted", "item_created", b"item_created", "kind", b"kind", "maximum_raised", b"maximum_raised", "occurred_at", b"occurred_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["auction_closed", b"auction_closed", "auction_extended", b"auction_extended", "bid_accepted", b"bid_accepted", "item_created", b"item_created", "kind", b"kind", "occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auction_closed", b"auction_closed", "auction_extended", b"auction_extended", "bid_accepted", b"bid_accepted", "event_id", b"event_id", "item_created", b"item_created", "item_id", b"item_id", "kind", b"kind", "maximum_raised", b"maximum_raised", "occurred_at", b"occurred_at", "seq", b"seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auction_closed", b"auction_closed", "auction_extended", b"auction_extended", "bid_accepted", b"bid_accepted", "event_id", b"event_id", "item_created", b"item_created", "item_id", b"item_id", "kind", b"kind", "occurred_at", b"occurred_at", "seq", b"seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["item_created", "bid_accepted", "auction_extended", "auction_closed", "maximum_raised"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["item_created", "bid_accepted", "auction_extended", "auction_closed"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -110,7 +104,6 @@ class BidAccepted(_message.Message):
     CURRENT_PRICE_FIELD_NUMBER: _builtins.int
     MIN_NEXT_BID_FIELD_NUMBER: _builtins.int
     PROXY_FIELD_NUMBER: _builtins.int
-    LEADER_MAX_FIELD_NUMBER: _builtins.int
     bid_id: _builtins.str
     bidder: _builtins.str
     amount: _builtins.int
@@ -119,12 +112,7 @@ class BidAccepted(_message.Message):
     """The item's price and next minimum right after this bid."""
     min_next_bid: _builtins.int
     proxy: _builtins.bool
-    """The platform placed this bid for the bidder's maximum (which no public event carries)."""
-    leader_max: _builtins.int
-    """AUDIT ONLY, NOT PUBLIC: the maximum the bidder (the leader right after this bid) leads with, set when
-    above `amount`. For the archive, which keeps it where no public call reads it (audit, and the rebuild
-    of the leader's hidden maximum); a reader of this stream must never show it to anyone.
-    """
+    """The platform placed this bid for the bidder's maximum (which no event carries: see audit.proto)."""
     def __init__(
         self,
         *,
@@ -135,45 +123,14 @@ class BidAccepted(_message.Message):
         current_price: _builtins.int = ...,
         min_next_bid: _builtins.int = ...,
         proxy: _builtins.bool = ...,
-        leader_max: _builtins.int | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_leader_max", b"_leader_max", "leader_max", b"leader_max"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_leader_max", b"_leader_max", "amount", b"amount", "bid_id", b"bid_id", "bidder", b"bidder", "currency", b"currency", "current_price", b"current_price", "leader_max", b"leader_max", "min_next_bid", b"min_next_bid", "proxy", b"proxy"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__leader_max: _TypeAlias = _typing.Literal["leader_max"]  # noqa: Y015
-    _WhichOneofArgType__leader_max: _TypeAlias = _typing.Literal["_leader_max", b"_leader_max"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__leader_max) -> _WhichOneofReturnType__leader_max | None: ...
-
-Global___BidAccepted: _TypeAlias = BidAccepted  # noqa: Y015
-
-@_typing.final
-class MaximumRaised(_message.Message):
-    """AUDIT ONLY, NOT PUBLIC: the leader raised their own maximum without moving the price, so no bid event
-    says so. `seq` is the item's newest event's at the time (the raise made none); `event_id` is
-    "<item_id>.<seq>.max.<max_amount>", unique because each raise of one item at one seq is higher than the
-    last. Never in the item's history or the live channel; a reader must never show it to anyone.
-    """
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    BIDDER_FIELD_NUMBER: _builtins.int
-    MAX_AMOUNT_FIELD_NUMBER: _builtins.int
-    bidder: _builtins.str
-    max_amount: _builtins.int
-    def __init__(
-        self,
-        *,
-        bidder: _builtins.str = ...,
-        max_amount: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder", b"bidder", "max_amount", b"max_amount"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bid_id", b"bid_id", "bidder", b"bidder", "currency", b"currency", "current_price", b"current_price", "min_next_bid", b"min_next_bid", "proxy", b"proxy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___MaximumRaised: _TypeAlias = MaximumRaised  # noqa: Y015
+Global___BidAccepted: _TypeAlias = BidAccepted  # noqa: Y015
 
 @_typing.final
 class AuctionExtended(_message.Message):
