@@ -4,8 +4,6 @@ Files are `archiver/sql/NNNN_name.sql`, numbered 1, 2, 3, ... without gaps. Each
 its own transaction together with its row in `schema_migrations` (version, name, SHA-256), so a crash
 leaves either all of it or none. A session advisory lock makes concurrent archivers apply each file once.
 A file that changed after it was applied stops the start: the database no longer matches the code.
-The one exception is a correction of comments alone, listed by the checksum of the text it replaced
-(`EQUIVALENT`), so a database that applied the earlier text still starts.
 """
 
 from __future__ import annotations
@@ -27,11 +25,6 @@ log = structlog.get_logger(__name__)
 FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # pg_advisory_lock key: "archiver" as a number, shared by every archiver instance.
 LOCK_KEY = 0x61726368697665
-# Per version, checksums of earlier texts that differ from today's in comments only.
-EQUIVALENT: dict[int, frozenset[str]] = {
-    # 0003's comment claimed NULL/false on older rows meant "none" (corrected with 0004).
-    3: frozenset({"269e3861ea99eb5e027e4dca578c4aa86f27bdc72a3523d861c8bb68e2002186"}),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +76,7 @@ async def migrate(conn: Any, migrations: list[Migration]) -> list[Migration]:
         for version, row in applied.items():
             if version > len(migrations):
                 raise MigrationError(f"the database has migration {version:04d}, which this code lacks")
-            if row["checksum"] not in {migrations[version - 1].checksum, *EQUIVALENT.get(version, ())}:
+            if row["checksum"] != migrations[version - 1].checksum:
                 raise MigrationError(f"migration {version:04d}_{row['name']} changed after it was applied")
         done: list[Migration] = []
         for migration in migrations:

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from archiver.errors import MigrationError
-from archiver.migrations import EQUIVALENT, load, migrate
+from archiver.migrations import load, migrate
 from archiver.rebuild import read_item
 from auction.v1 import restore_pb2
 from auction_contract.wire_time import timestamp_from_datetime
@@ -179,21 +179,6 @@ async def test_an_archive_at_0003_moves_its_maximums_into_the_audit_table(empty_
     request = await read_item(empty_db, "lot", 100)
     assert request is not None
     assert request.leader_max == 700
-
-
-async def test_a_database_that_applied_0003_before_its_comment_was_corrected_still_starts(
-    empty_db: Any,
-) -> None:
-    """0003 was applied with an earlier comment (a recorded checksum of that text): accepted, as a
-    comment-only correction; any other checksum still stops the start."""
-    wanted = load()
-    await migrate(empty_db, wanted[:3])
-    (earlier,) = EQUIVALENT[3]
-    await empty_db.execute("UPDATE schema_migrations SET checksum = $1 WHERE version = 3", earlier)
-    assert [m.version for m in await migrate(empty_db, wanted)] == [4]
-    await empty_db.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 3")
-    with pytest.raises(MigrationError):
-        await migrate(empty_db, wanted)
 
 
 async def test_an_edited_migration_stops_the_start(empty_db: Any, tmp_path: Path) -> None:

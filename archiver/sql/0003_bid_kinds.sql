@@ -5,8 +5,7 @@
 -- archived in between may have had them and lost them here. Only rows archived since say exactly that.
 --
 -- NOT PUBLIC: `bids.leader_max` and the `max_raises` table held maximums, which the contract shows to
--- their owner only; 0004 moves them into `maximum_audit` and drops both. (This comment was corrected
--- after the file was applied; `archiver/migrations.py` accepts the earlier text's checksum.)
+-- their owner only; 0004 moves them into `maximum_audit` and drops both.
 
 ALTER TABLE items
     -- The increment ladder as created, [{"from": 0, "increment": 100}, ...]; NULL: min_increment always.
