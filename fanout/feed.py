@@ -134,7 +134,7 @@ class ItemFeed:
         if not self.ready.done():
             self.ready.set_exception(FanoutError("feed stopped"))
             self.ready.exception()  # retrieved: nobody may be waiting any more
-        await subscriber.unsubscribe(self.channel)
+        await subscriber.unsubscribe(self.channel, self)
 
     async def _run(self, subscriber: AnySubscriber) -> None:
         try:

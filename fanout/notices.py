@@ -102,4 +102,4 @@ class NoticeHub:
             return
         if self._feeds.get(feed.bidder) is feed:
             del self._feeds[feed.bidder]  # before any await: a newcomer starts a fresh feed
-        await self._subscriber.unsubscribe(feed.channel)
+        await self._subscriber.unsubscribe(feed.channel, feed)

@@ -70,6 +70,11 @@ class Subscriber:
         with contextlib.suppress(Exception):
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
+    @property
+    def channels(self) -> frozenset[bytes]:
+        """The channels routed to a listener now."""
+        return frozenset(self._listeners)
+
     async def subscribe(self, channel: str, listener: Listener) -> None:
         """Route `channel` to `listener`; its `on_subscribed` runs once Redis confirms."""
         self._listeners[channel.encode()] = listener
@@ -79,14 +84,28 @@ class Subscriber:
             else:
                 await self._pubsub.subscribe(channel)
 
-    async def unsubscribe(self, channel: str) -> None:
-        self._listeners.pop(channel.encode(), None)
+    async def unsubscribe(self, channel: str, listener: Listener) -> bool:
+        """Stop routing `channel` to `listener`; False (and the channel left as it is) when another
+        listener holds it by now.
+
+        A feed being stopped and a newer feed of the same item (a viewer arriving meanwhile) overlap: the
+        new one may register, subscribe and be confirmed while the old one is still stopping. Removing
+        the channel's listener or UNSUBSCRIBE-ing it then would leave the new feed deaf for good (its
+        viewers get their snapshot and then nothing), so only the listener's own registration is removed,
+        and UNSUBSCRIBE is sent only while nobody else has registered the channel."""
+        key = channel.encode()
+        if self._listeners.get(key) is not listener:
+            return False
+        del self._listeners[key]
         async with self._lock:
+            if key in self._listeners:  # a newer listener arrived while this one waited: it keeps it
+                return True
             with contextlib.suppress(redis.exceptions.RedisError, OSError):
                 if self._sharded:
                     await self._pubsub.sunsubscribe(channel)
                 else:
                     await self._pubsub.unsubscribe(channel)
+        return True
 
     async def _next(self) -> dict[str, Any] | None:
         return await self._pubsub.get_message(timeout=None)  # type: ignore[no-any-return]
@@ -152,10 +171,14 @@ class ClusterSubscriber:
         subscriber = await self._subscriber_for(channel)
         await subscriber.subscribe(channel, listener)
 
-    async def unsubscribe(self, channel: str) -> None:
-        name = self._node_of.pop(channel, None)
-        if name is not None and name in self._nodes:
-            await self._nodes[name][1].unsubscribe(channel)
+    async def unsubscribe(self, channel: str, listener: Listener) -> bool:
+        name = self._node_of.get(channel)
+        if name is None or name not in self._nodes:
+            return False
+        removed = await self._nodes[name][1].unsubscribe(channel, listener)
+        if removed and channel.encode() not in self._nodes[name][1].channels:
+            self._node_of.pop(channel, None)
+        return removed
 
     async def _subscriber_for(self, channel: str) -> Subscriber:
         node = self._cluster.get_node_from_key(channel)

@@ -8,6 +8,8 @@ lost and duplicated bids and the restarts it took; then the whole run's checks (
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -23,6 +25,13 @@ async def run(report: Report, *, scale: str = "full", progress: Any = print) -> 
     size = SCALES[scale]
     with tempfile.TemporaryDirectory(prefix="auction-chaos-") as tmp:
         figures = await run_chaos(Path(tmp) / "stack", size, progress)
+        if not figures.exact:  # keep what each process logged, to find out why
+            await asyncio.to_thread(
+                shutil.copytree,
+                Path(tmp) / "stack" / "logs",
+                report.out_dir / "chaos-logs",
+                dirs_exist_ok=True,
+            )
     report.results["chaos"] = {**asdict(figures), "exact": figures.exact}
     war = size.war
     report.heading(SECTION)
