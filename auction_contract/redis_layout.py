@@ -22,9 +22,10 @@ EVENT_FIELD = "e"
 # Lua step as the bid, so the relay's "outbid" notice names the right bidder however often it re-reads it.
 PREVIOUS_LEADER_FIELD = "p"
 # AUDIT ONLY, never public: a bid's outbox entry's third field, present when its bidder (the leader right
-# after it) leads with a maximum above its amount: that maximum. The relay carries it to the archive
-# (`BidAccepted.leader_max`), which keeps it where no public call reads it, for audit and for the rebuild
-# (`lm`). Never in the history stream, the live channel or any event JSON.
+# after it) leads with a maximum above its amount: that maximum. The relay carries it to the archive as
+# a `MaximumAudit` record on its own stream (`auction.audit.*`, never `auction.events.*`), which keeps it
+# where no public call reads it, for audit and for the rebuild (`lm`). Never in the history stream, the
+# live channel or any event JSON.
 LEADER_MAX_FIELD = "m"
 # Per-bidder notices (outbid, won, lost, extended) go out on `notice_channel(bidder)` with plain PUBLISH,
 # which a Redis Cluster delivers to subscribers on every node: a bidder's channel belongs to no item.

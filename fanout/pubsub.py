@@ -168,7 +168,10 @@ class ClusterSubscriber:
         self._nodes.clear()
 
     async def subscribe(self, channel: str, listener: Listener) -> None:
-        subscriber = await self._subscriber_for(channel)
+        name, subscriber = await self._subscriber_for(channel)
+        # Recorded with no await before the listener registers: an old feed's unsubscribe running while
+        # this one waited for a new master's connection must not pop the entry of this newer feed.
+        self._node_of[channel] = name
         await subscriber.subscribe(channel, listener)
 
     async def unsubscribe(self, channel: str, listener: Listener) -> bool:
@@ -180,11 +183,10 @@ class ClusterSubscriber:
             self._node_of.pop(channel, None)
         return removed
 
-    async def _subscriber_for(self, channel: str) -> Subscriber:
+    async def _subscriber_for(self, channel: str) -> tuple[str, Subscriber]:
         node = self._cluster.get_node_from_key(channel)
         if node is None:
             raise redis.exceptions.SlotNotCoveredError(f"no master serves channel {channel!r}")
-        self._node_of[channel] = node.name
         async with self._lock:  # two first viewers of two items on one new master: one connection
             entry = self._nodes.get(node.name)
             if entry is None:
@@ -193,7 +195,7 @@ class ClusterSubscriber:
                 subscriber = Subscriber(client, sharded=True, metrics=self._metrics)
                 await subscriber.start()
                 entry = self._nodes[node.name] = (client, subscriber)
-        return entry[1]
+        return node.name, entry[1]
 
 
 AnySubscriber = Subscriber | ClusterSubscriber
