@@ -45,10 +45,13 @@ from devstack.redis_cluster import RedisClusterServers
 from devstack.services import bidder_process
 from devstack.services_archive import relay_process
 from devstack.tokens import mint_token
+from fanout.metrics import FanoutMetrics
+from fanout.pubsub import ClusterSubscriber
 from tests.archive_fixtures import RELAY_TEST_ENV
 from tests.conftest import scaled, server_sink, service_sink, temp_data_dir
 from tests.fanout_fixtures import FanoutStack, RawViewer
 from tests.notice_fixtures import NoticeViewer
+from tests.test_fanout_pubsub import Heard
 
 PARTITIONS = 16
 INCREMENT = 10
@@ -426,3 +429,32 @@ async def test_notices_reach_a_bidder_from_items_on_every_master(cluster_stack: 
         await viewer.close()
     assert {n["item_id"] for n in notices} == items
     assert {(n["type"], n["current_price"]) for n in notices} == {("outbid", 110)}
+
+
+async def test_an_old_feeds_unsubscribe_leaves_a_new_feed_of_the_item_routed_on_a_cluster(
+    cluster_stack: ClusterStack,
+) -> None:
+    """The old feed of an item stops while its new feed waits for the subscriber's lock (another master's
+    first connection being made): the new feed's routing survives, so its own stop later unsubscribes it
+    (before, the old feed's stop dropped it and the channel stayed subscribed to a stopped feed)."""
+    cluster = RedisCluster.from_url(cluster_stack.cluster.url)  # bytes, as the fan-out's own client
+    subscriber = ClusterSubscriber(cluster, metrics=FanoutMetrics())
+    await subscriber.start()
+    try:
+        channel = "auction:live:{cluster-race}"
+        old, new = Heard(), Heard()
+        await subscriber.subscribe(channel, old)
+        await asyncio.wait_for(old.confirmed.wait(), scaled(5))
+        async with subscriber._lock:
+            subscribing = asyncio.create_task(subscriber.subscribe(channel, new))
+            await asyncio.sleep(0)
+            assert await subscriber.unsubscribe(channel, old) is True
+        await subscribing
+        await asyncio.wait_for(new.confirmed.wait(), scaled(5))
+        await cluster.execute_command("SPUBLISH", channel, b"routed")
+        await asyncio.wait_for(new.arrived.wait(), scaled(5))
+        assert new.messages == [b"routed"]
+        assert await subscriber.unsubscribe(channel, new) is True
+    finally:
+        await subscriber.stop()
+        await cluster.aclose()
