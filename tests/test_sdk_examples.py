@@ -37,4 +37,6 @@ async def test_two_bots_end_with_the_higher_limit_leading(lua_stack: RestStack) 
         final = await client.get_item(item.id)
     assert final.highest_bidder == "high"
     assert final.current_price is not None
-    assert 2000 < final.current_price <= 2100
+    # The bots may both bid the same minimum (one is refused), so who bids which step varies: "high"
+    # ends on 2000 (and "low" cannot top it) or on 2100 (topping low's 2000).
+    assert 2000 <= final.current_price <= 2100
