@@ -21,11 +21,12 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from auction.v1 import bidder_pb2, history_pb2, history_pb2_grpc, item_pb2
-from auction_contract.redis_layout import ItemField, item_keys
+from auction_contract.redis_layout import ItemField
 from devstack.processes import ServiceProcess
 from devstack.services_archive import rebuild_command, run_rebuild
-from tests.archive_fixtures import PARTITIONS, ArchiveStack, archive_stack
+from tests.archive_fixtures import ArchiveStack, archive_stack
 from tests.conftest import scaled
+from tests.test_archive_lifecycle import _live, _lose
 
 __all__ = ["archive_stack"]
 LADDER = ((0, 10), (500, 50))
@@ -62,31 +63,6 @@ async def _bid(
     item = reply.item
     return (reply.seq, reply.amount, reply.leading, item.current_price, item.highest_bidder,
             item.bid_count, item.min_next_bid, item.seq)  # fmt: skip
-
-
-async def _live(stack: ArchiveStack, item_id: str) -> tuple[Any, Any, Any, Any]:
-    keys = item_keys(item_id, PARTITIONS)
-    redis = stack.redis_client()
-    try:
-        return (
-            await redis.hgetall(keys.item),
-            await redis.xrange(keys.events),
-            await redis.zscore(keys.index, item_id),
-            await redis.zscore(keys.ends, item_id),
-        )
-    finally:
-        await redis.aclose()
-
-
-async def _lose(stack: ArchiveStack, item_id: str) -> None:
-    keys = item_keys(item_id, PARTITIONS)
-    redis = stack.redis_client()
-    try:
-        await redis.delete(keys.item, keys.events)
-        await redis.zrem(keys.index, item_id)
-        await redis.zrem(keys.ends, item_id)
-    finally:
-        await redis.aclose()
 
 
 async def _rebuild(stack: ArchiveStack, item_id: str, seq: int) -> None:
